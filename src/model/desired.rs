@@ -1,0 +1,179 @@
+//! The desired state: what the HCL configuration asks for, validated.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Secret;
+
+/// Every endpoint and task of a configuration (all `*.hcl` files merged).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DesiredState {
+    /// `endpoint "NAME" {}` blocks by name.
+    pub endpoints: BTreeMap<String, EndpointSpec>,
+    /// `task "NAME" {}` blocks by name.
+    pub tasks: BTreeMap<String, TaskSpec>,
+}
+
+/// libpq `sslmode` values (PostgreSQL docs §34.19.1 "Protection Provided in
+/// Different Modes"). `allow` is not offered: it silently downgrades.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// No TLS.
+    Disable,
+    /// TLS when the server offers it (libpq's default).
+    #[default]
+    Prefer,
+    /// TLS, without certificate checks.
+    Require,
+    /// TLS and a certificate signed by `sslrootcert`.
+    VerifyCa,
+    /// As `VerifyCa`, and the host name must match the certificate.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The libpq keyword value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// An `endpoint` block: one PostgreSQL database, with libpq's names and
+/// meanings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointSpec {
+    /// The block label.
+    pub name: String,
+    /// Host name, IP address, or a Unix-socket directory (starts with `/`).
+    pub host: String,
+    /// TCP port (or the socket file's number); default 5432.
+    pub port: u16,
+    /// Database name.
+    pub database: String,
+    /// Role name.
+    pub user: String,
+    /// Password; never serialized or printed.
+    pub password: Option<Secret>,
+    /// TLS mode.
+    pub sslmode: SslMode,
+}
+
+/// Which phases a task runs (`sync_types`, a non-empty subset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncTypes {
+    /// `"schema"`: create the selected objects on the destination.
+    pub schema: bool,
+    /// `"full"`: copy existing rows under the slot's exported snapshot.
+    pub full: bool,
+    /// `"incremental"`: stream changes from the slot.
+    pub incremental: bool,
+}
+
+/// `conflicting_tables`: what to do when a destination table already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictMode {
+    /// The precheck fails and names the tables (the default).
+    #[default]
+    Error,
+    /// Proceed: the full copy keeps existing rows with the same key, the
+    /// stream overwrites them.
+    Ignore,
+}
+
+/// One object selection inside a task.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ObjectSelection {
+    /// `schema "NAME" { exclude_tables = [globs] }`: every table of the
+    /// schema, including tables created later.
+    Schema {
+        /// Schema name as in `pg_namespace.nspname`.
+        name: String,
+        /// Glob patterns (`*` matches any run of characters) on table names.
+        exclude_tables: Vec<String>,
+    },
+    /// `table "SCHEMA.NAME" {}`: one table.
+    Table {
+        /// Schema name.
+        schema: String,
+        /// Table name.
+        name: String,
+    },
+}
+
+/// A `task` block: one one-way synchronization from `source` to `destination`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSpec {
+    /// The block label; the slot is `dts_sync_<name>`.
+    pub name: String,
+    /// Name of the source endpoint.
+    pub source: String,
+    /// Name of the destination endpoint.
+    pub destination: String,
+    /// Phases to run.
+    pub sync_types: SyncTypes,
+    /// Destination tables that already exist.
+    pub conflicting_tables: ConflictMode,
+    /// What to synchronize, in file order.
+    pub objects: Vec<ObjectSelection>,
+}
+
+/// Matches `name` against a glob where `*` stands for any run of characters
+/// (the `exclude_tables` and `mapping.match` syntax). Case-sensitive.
+pub fn glob_matches(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+impl ObjectSelection {
+    /// Whether this selection takes table `schema.name`.
+    pub fn selects(&self, schema: &str, name: &str) -> bool {
+        match self {
+            ObjectSelection::Schema {
+                name: s,
+                exclude_tables,
+            } => s == schema && !exclude_tables.iter().any(|g| glob_matches(g, name)),
+            ObjectSelection::Table { schema: s, name: n } => s == schema && n == name,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_dts_batch_edit() {
+        assert!(glob_matches("audit_*", "audit_log"));
+        assert!(glob_matches("*", ""));
+        assert!(!glob_matches("audit_*", "xaudit_log"));
+        assert!(glob_matches("a*c*e", "abcde"));
+    }
+
+    #[test]
+    fn schema_selection_honours_excludes() {
+        let sel = ObjectSelection::Schema {
+            name: "public".into(),
+            exclude_tables: vec!["tmp_*".into()],
+        };
+        assert!(sel.selects("public", "film"));
+        assert!(!sel.selects("public", "tmp_x"));
+        assert!(!sel.selects("other", "film"));
+    }
+}

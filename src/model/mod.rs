@@ -1,0 +1,15 @@
+//! The shared vocabulary: names, LSNs, secrets and the desired state that
+//! configuration produces. Pure: no I/O, no tokio.
+
+mod desired;
+mod lsn;
+mod names;
+mod secret;
+
+pub use desired::{
+    ConflictMode, DesiredState, EndpointSpec, ObjectSelection, SslMode, SyncTypes, TaskSpec,
+    glob_matches,
+};
+pub use lsn::{Lsn, LsnParseError};
+pub use names::{QualifiedName, publication_name_for_task, slot_name_for_task};
+pub use secret::Secret;

@@ -1,0 +1,69 @@
+//! SQL text built from model values: the one quoting function and the helper
+//! objects' names. Pure.
+
+/// Quotes an identifier the way `quote_ident()` would when in doubt: always
+/// double-quoted, embedded `"` doubled (PostgreSQL docs §4.1.1 "Identifiers
+/// and Key Words"). Every identifier that reaches SQL goes through here.
+pub fn ident(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        if c == '"' {
+            out.push('"');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// `"schema"."name"`.
+pub fn qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", ident(schema), ident(name))
+}
+
+/// A string literal, `'…'` with `'` doubled, for the few places where the
+/// protocol has no bind parameters (replication commands, DDL text).
+/// With `standard_conforming_strings = on` (the default since 9.1)
+/// backslashes are literal; pgsync sets it on every session it opens.
+pub fn literal(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        if c == '\'' {
+            out.push('\'');
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+/// Names of the helper objects pgsync creates on the source (`public.dts_*`,
+/// the DTS contract) and on the destination.
+pub mod helpers {
+    /// Source table whose row apply updates every few seconds; it travels in
+    /// the stream so the destination can measure lag in seconds, and it keeps
+    /// an idle source's slot advancing.
+    pub const HEARTBEAT_TABLE: &str = "dts_postgres_heartbeat";
+    /// Destination table holding, per task, the commit LSN of the last source
+    /// transaction applied; written in the same destination transaction as
+    /// the rows (exactly-once apply).
+    pub const PROGRESS_TABLE: &str = "dts_apply_progress";
+    /// Schema of the helper objects on both sides.
+    pub const SCHEMA: &str = "public";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_hostile_identifiers() {
+        assert_eq!(ident("film"), "\"film\"");
+        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(ident("Ünïcode; drop"), "\"Ünïcode; drop\"");
+        assert_eq!(qualified("s.x", "t"), "\"s.x\".\"t\"");
+        assert_eq!(literal("it's \\"), "'it''s \\'");
+    }
+}

@@ -1,0 +1,5 @@
+//! The one integration-test binary (`autotests = false`): every test here
+//! runs against throwaway PostgreSQL clusters started by the test itself.
+
+mod cluster_smoke;
+mod support;
