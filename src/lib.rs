@@ -7,4 +7,7 @@
 
 pub mod cluster;
 pub mod model;
+pub mod pg;
+pub mod plan;
 pub mod sql;
+pub mod state;

@@ -1,0 +1,9 @@
+//! Every PostgreSQL round trip: connections, prechecks, helper objects,
+//! the replication connection, and (in `schema`) catalog introspection and
+//! DDL generation.
+
+mod connect;
+pub mod precheck;
+pub mod slot;
+
+pub use connect::{Connected, PgError, connect, replication_conninfo};

@@ -1,0 +1,380 @@
+//! Prechecks (the DTS precheck items): each is named, reported as pass,
+//! warn or fail, and a failure carries the fix.
+
+use serde::Serialize;
+
+use super::{Connected, PgError};
+use crate::model::{ObjectSelection, QualifiedName};
+
+/// Outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    /// Fine.
+    Pass,
+    /// Proceeds, but read the detail.
+    Warn,
+    /// Blocks apply.
+    Fail,
+}
+
+/// One precheck item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Stable name, e.g. `source.wal_level`.
+    pub name: &'static str,
+    /// Result.
+    pub status: CheckStatus,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it, for warn and fail.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: CheckStatus::Pass,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: CheckStatus::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+    fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: CheckStatus::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// A source table the selection takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceTable {
+    /// Its name.
+    pub name: QualifiedName,
+    /// Has a primary key or a unique index on NOT NULL columns.
+    pub has_key: bool,
+    /// `pg_class.relreplident`: `d` default, `f` full, `n` nothing, `i` index.
+    pub replica_identity: char,
+    /// `p` for a partitioned parent (holds no rows itself), `r` otherwise.
+    pub relkind: char,
+}
+
+/// Resolves the task's selection against the source catalogs: ordinary and
+/// partitioned tables, leaving out pgsync's own `dts_*` helper tables.
+/// Sorted by schema and name. A `table` block naming a missing table is
+/// returned in the second list.
+///
+/// # Errors
+/// [`PgError`] when the catalog query fails.
+pub async fn resolve_tables(
+    source: &Connected,
+    objects: &[ObjectSelection],
+) -> Result<(Vec<SourceTable>, Vec<QualifiedName>), PgError> {
+    let rows = source
+        .client
+        .query(
+            "select n.nspname, c.relname, c.relkind::text, c.relreplident::text,
+                    exists (select 1 from pg_index i where i.indrelid = c.oid
+                            and (i.indisprimary or (i.indisunique and i.indimmediate
+                                 and i.indpred is null and i.indexprs is null
+                                 and not exists (select 1 from pg_attribute a
+                                     where a.attrelid = c.oid and a.attnum = any(i.indkey)
+                                     and not a.attnotnull))))
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where c.relkind in ('r', 'p') and not c.relispartition is null
+                and n.nspname not in ('pg_catalog', 'information_schema')
+                and n.nspname not like 'pg\\_%'
+                and not (n.nspname = 'public' and c.relname like 'dts\\_%')
+              order by 1, 2",
+            &[],
+        )
+        .await
+        .map_err(source.err("list source tables"))?;
+    let mut tables = Vec::new();
+    for row in rows {
+        let schema: String = row.get(0);
+        let name: String = row.get(1);
+        if !objects.iter().any(|o| o.selects(&schema, &name)) {
+            continue;
+        }
+        let kind: String = row.get(2);
+        let ri: String = row.get(3);
+        tables.push(SourceTable {
+            name: QualifiedName::new(schema, name),
+            relkind: kind.chars().next().unwrap_or('r'),
+            replica_identity: ri.chars().next().unwrap_or('d'),
+            has_key: row.get(4),
+        });
+    }
+    let missing = objects
+        .iter()
+        .filter_map(|o| match o {
+            ObjectSelection::Table { schema, name }
+                if !tables
+                    .iter()
+                    .any(|t| &t.name.schema == schema && &t.name.name == name) =>
+            {
+                Some(QualifiedName::new(schema.clone(), name.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    Ok((tables, missing))
+}
+
+/// Source-side checks for a task needing `slots_needed` new slots.
+///
+/// # Errors
+/// [`PgError`] when a catalog query fails (a failed *check* is a [`Check`]).
+pub async fn source_checks(
+    source: &Connected,
+    tables: &[SourceTable],
+    missing: &[QualifiedName],
+    slots_needed: i64,
+    incremental: bool,
+) -> Result<Vec<Check>, PgError> {
+    let mut checks = Vec::new();
+    let q = |sql: &'static str| {
+        let client = &source.client;
+        let err = source.err(format!("precheck query `{sql}`"));
+        async move { client.query_one(sql, &[]).await.map_err(err) }
+    };
+    if incremental {
+        let wal: String = q("select current_setting('wal_level')").await?.get(0);
+        checks.push(if wal == "logical" {
+            Check::pass("source.wal_level", "wal_level = logical")
+        } else {
+            Check::fail(
+                "source.wal_level",
+                format!("wal_level = {wal}; logical replication needs logical"),
+                "set wal_level = logical in the source's postgresql.conf and restart it",
+            )
+        });
+        let row = q("select current_setting('max_replication_slots')::int8,
+                            (select count(*) from pg_replication_slots),
+                            current_setting('max_wal_senders')::int8,
+                            (select count(*) from pg_stat_replication)")
+        .await?;
+        let (max_slots, used_slots, max_senders, used_senders): (i64, i64, i64, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        checks.push(if used_slots + slots_needed <= max_slots {
+            Check::pass(
+                "source.replication_slots",
+                format!("{used_slots} of {max_slots} slots in use, {slots_needed} needed"),
+            )
+        } else {
+            Check::fail(
+                "source.replication_slots",
+                format!("{used_slots} of max_replication_slots = {max_slots} in use, {slots_needed} more needed"),
+                format!("raise max_replication_slots to at least {} and restart the source, or drop unused slots", used_slots + slots_needed),
+            )
+        });
+        checks.push(if used_senders + 1 <= max_senders {
+            Check::pass(
+                "source.wal_senders",
+                format!("{used_senders} of {max_senders} WAL senders in use"),
+            )
+        } else {
+            Check::fail(
+                "source.wal_senders",
+                format!("all {max_senders} WAL senders (max_wal_senders) are in use"),
+                format!(
+                    "raise max_wal_senders to at least {} and restart the source",
+                    used_senders + 1
+                ),
+            )
+        });
+        let row = q("select rolreplication or rolsuper, current_user::text from pg_roles where rolname = current_user").await?;
+        let (can, role): (bool, String) = (row.get(0), row.get(1));
+        checks.push(if can {
+            Check::pass(
+                "source.role_replication",
+                format!("role {role} may replicate"),
+            )
+        } else {
+            Check::fail(
+                "source.role_replication",
+                format!("role {role} has neither REPLICATION nor superuser"),
+                format!(
+                    "run `alter role {} replication;` on the source",
+                    crate::sql::ident(&role)
+                ),
+            )
+        });
+    }
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        checks.push(Check::fail(
+            "source.tables_exist",
+            format!(
+                "selected tables do not exist on the source: {}",
+                names.join(", ")
+            ),
+            "correct the table blocks, or create the tables on the source",
+        ));
+    }
+    if tables.is_empty() {
+        checks.push(Check::fail(
+            "source.tables_selected",
+            "the selection matches no table on the source",
+            "check the schema and table blocks of the task",
+        ));
+    }
+    let mut unreadable = Vec::new();
+    for t in tables {
+        let ok: bool = source
+            .client
+            .query_one(
+                "select has_table_privilege(format('%I.%I', $1::text, $2::text), 'select')",
+                &[&t.name.schema, &t.name.name],
+            )
+            .await
+            .map_err(source.err("check table privileges"))?
+            .get(0);
+        if !ok {
+            unreadable.push(t.name.to_string());
+        }
+    }
+    checks.push(if unreadable.is_empty() {
+        Check::pass(
+            "source.select_privilege",
+            format!("{} tables readable", tables.len()),
+        )
+    } else {
+        Check::fail(
+            "source.select_privilege",
+            format!("no SELECT privilege on: {}", unreadable.join(", ")),
+            "grant select on those tables to the source role",
+        )
+    });
+    if incremental {
+        let leaves = tables.iter().filter(|t| t.relkind == 'r');
+        let no_key: Vec<&SourceTable> = leaves
+            .clone()
+            .filter(|t| !t.has_key && t.replica_identity != 'f')
+            .collect();
+        let full: Vec<String> = leaves
+            .filter(|t| !t.has_key && t.replica_identity == 'f')
+            .map(|t| t.name.to_string())
+            .collect();
+        checks.push(if no_key.is_empty() {
+            Check::pass("source.primary_keys", "every table has a primary key or a NOT NULL unique key")
+        } else {
+            let names: Vec<String> = no_key.iter().map(|t| t.name.to_string()).collect();
+            Check::fail(
+                "source.primary_keys",
+                format!("tables without a primary key or NOT NULL unique key: {}", names.join(", ")),
+                format!(
+                    "add a primary key, or run `alter table {} replica identity full;` (and likewise for the others)",
+                    crate::sql::qualified(&no_key[0].name.schema, &no_key[0].name.name)
+                ),
+            )
+        });
+        if !full.is_empty() {
+            checks.push(Check::warn(
+                "source.replica_identity_full",
+                format!("tables without a key are replicated by REPLICA IDENTITY FULL: {}", full.join(", ")),
+                "add primary keys: updates and deletes on these tables match whole rows and are slower",
+            ));
+        }
+    }
+    Ok(checks)
+}
+
+/// Destination-side checks: same-named tables (conflicting_tables), the
+/// right to set `session_replication_role`, and server versions.
+///
+/// # Errors
+/// [`PgError`] when a catalog query fails.
+pub async fn destination_checks(
+    source: &Connected,
+    destination: &Connected,
+    tables: &[SourceTable],
+    conflicts_are_errors: bool,
+) -> Result<Vec<Check>, PgError> {
+    let mut checks = Vec::new();
+    let mut existing = Vec::new();
+    for t in tables {
+        let found: bool = destination
+            .client
+            .query_one(
+                "select to_regclass(format('%I.%I', $1::text, $2::text)) is not null",
+                &[&t.name.schema, &t.name.name],
+            )
+            .await
+            .map_err(destination.err("look for conflicting tables"))?
+            .get(0);
+        if found {
+            existing.push(t.name.to_string());
+        }
+    }
+    checks.push(match (existing.is_empty(), conflicts_are_errors) {
+        (true, _) => Check::pass("destination.conflicting_tables", "no selected table exists on the destination"),
+        (false, true) => Check::fail(
+            "destination.conflicting_tables",
+            format!("tables already exist on the destination: {}", existing.join(", ")),
+            "drop or rename them on the destination, or set conflicting_tables = \"ignore\" in the task",
+        ),
+        (false, false) => Check::warn(
+            "destination.conflicting_tables",
+            format!("tables already exist on the destination and are written into: {}", existing.join(", ")),
+            "conflicting_tables = \"ignore\": existing rows with the same key are kept by the copy and overwritten by the stream",
+        ),
+    });
+    let su: bool = destination
+        .client
+        .query_one(
+            "select rolsuper from pg_roles where rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(destination.err("check destination role"))?
+        .get(0);
+    checks.push(if su {
+        Check::pass("destination.session_replication_role", "the destination role may set session_replication_role = replica")
+    } else {
+        Check::fail(
+            "destination.session_replication_role",
+            "the destination role is not a superuser, so it cannot set session_replication_role = replica (triggers and foreign keys would fire twice)",
+            "connect to the destination as a superuser, or grant `set on parameter session_replication_role` (PostgreSQL 15+) to the role",
+        )
+    });
+    let (sv, dv) = (
+        server_version(source).await?,
+        server_version(destination).await?,
+    );
+    checks.push(if dv >= sv / 10000 * 10000 {
+        Check::pass("destination.version", format!("source {}, destination {}", sv / 10000, dv / 10000))
+    } else {
+        Check::warn(
+            "destination.version",
+            format!("destination major version {} is older than the source's {}", dv / 10000, sv / 10000),
+            "use a destination of the same or a newer major version; objects using newer features may fail to create",
+        )
+    });
+    Ok(checks)
+}
+
+/// `server_version_num` of a connected server (e.g. 150018).
+///
+/// # Errors
+/// [`PgError`] when the query fails.
+pub async fn server_version(c: &Connected) -> Result<i32, PgError> {
+    c.client
+        .query_one("select current_setting('server_version_num')::int4", &[])
+        .await
+        .map(|r| r.get::<_, i32>(0))
+        .map_err(c.err("read server version"))
+}

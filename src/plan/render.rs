@@ -1,0 +1,181 @@
+//! Terraform-style plan text: one block per action, attribute lines diffed
+//! with `similar`, and the `Plan: N to add, N to change, N to destroy.` line.
+
+use std::fmt::{self, Write};
+
+use similar::{ChangeTag, TextDiff};
+
+use super::{Action, Plan};
+
+/// Renders `plan` as plain text (no colour).
+///
+/// # Errors
+/// Only those of the writer.
+pub fn render(plan: &Plan, out: &mut impl Write) -> fmt::Result {
+    if plan.is_empty() {
+        return writeln!(
+            out,
+            "No changes. Configuration, recorded state and databases agree."
+        );
+    }
+    writeln!(out, "pgsync will perform the following actions:\n")?;
+    for action in &plan.actions {
+        let task = action.task();
+        match action {
+            Action::Create { after, .. } => {
+                writeln!(
+                    out,
+                    "  # task.{task} will be created: publication, heartbeat, slot dts_sync_{task}, schema, full copy, stream"
+                )?;
+                block(out, "+", task, &[], &after.lines())?;
+            }
+            Action::ResumeInitialSync { pending_tables, .. } => {
+                writeln!(
+                    out,
+                    "  # task.{task} initial sync was interrupted; a fresh snapshot is taken and tables are copied again"
+                )?;
+                writeln!(out, "  ~ task {task:?} {{")?;
+                writeln!(out, "      ~ initial sync = \"incomplete\" -> \"complete\"")?;
+                for t in pending_tables {
+                    writeln!(out, "      ~ table {t:?}: copy")?;
+                }
+                writeln!(out, "    }}")?;
+            }
+            Action::Update { before, after, .. } => {
+                writeln!(out, "  # task.{task} will be updated in place")?;
+                block(out, "~", task, &before.lines(), &after.lines())?;
+            }
+            Action::Replace {
+                reason,
+                before,
+                after,
+                ..
+            } => {
+                writeln!(out, "  # task.{task} must be replaced: {reason}")?;
+                block(out, "-/+", task, &before.lines(), &after.lines())?;
+            }
+            Action::Destroy { before, .. } => {
+                writeln!(
+                    out,
+                    "  # task.{task} will be destroyed: slot, publication and helper objects dropped; destination data kept"
+                )?;
+                block(out, "-", task, &before.lines(), &[])?;
+            }
+        }
+        writeln!(out)?;
+    }
+    let s = plan.summary();
+    writeln!(
+        out,
+        "Plan: {} to add, {} to change, {} to destroy.",
+        s.add, s.change, s.destroy
+    )
+}
+
+fn block(
+    out: &mut impl Write,
+    sigil: &str,
+    task: &str,
+    before: &[String],
+    after: &[String],
+) -> fmt::Result {
+    writeln!(out, "  {sigil} task {task:?} {{")?;
+    let old = before.join("\n") + "\n";
+    let new = after.join("\n") + "\n";
+    let old = if before.is_empty() {
+        String::new()
+    } else {
+        old
+    };
+    let new = if after.is_empty() { String::new() } else { new };
+    for change in TextDiff::from_lines(&old, &new).iter_all_changes() {
+        let mark = match change.tag() {
+            ChangeTag::Delete => "-",
+            ChangeTag::Insert => "+",
+            ChangeTag::Equal => " ",
+        };
+        writeln!(
+            out,
+            "      {mark} {}",
+            change.value().trim_end_matches('\n')
+        )?;
+    }
+    writeln!(out, "    }}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ConflictMode, ObjectSelection};
+    use crate::plan::TaskShape;
+    use crate::state::EndpointRecord;
+
+    fn shape(conflict: ConflictMode) -> TaskShape {
+        let ep = |port| EndpointRecord {
+            host: "h".into(),
+            port,
+            database: "app".into(),
+            user: "u".into(),
+        };
+        TaskShape {
+            source_name: "src".into(),
+            source: ep(1),
+            destination_name: "dst".into(),
+            destination: ep(2),
+            sync_types: vec!["full".into()],
+            conflicting_tables: conflict,
+            objects: vec![ObjectSelection::Table {
+                schema: "public".into(),
+                name: "t".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn renders_an_update_as_a_line_diff_with_totals() {
+        let plan = Plan {
+            based_on: 1,
+            actions: vec![Action::Update {
+                task: "app".into(),
+                before: shape(ConflictMode::Error),
+                after: shape(ConflictMode::Ignore),
+            }],
+        };
+        let mut text = String::new();
+        render(&plan, &mut text).unwrap();
+        assert_eq!(
+            text,
+            r#"pgsync will perform the following actions:
+
+  # task.app will be updated in place
+  ~ task "app" {
+        source             = "src" (u@h:1/app)
+        destination        = "dst" (u@h:2/app)
+        sync_types         = ["full"]
+      - conflicting_tables = "error"
+      + conflicting_tables = "ignore"
+        table "public.t" {}
+    }
+
+Plan: 0 to add, 1 to change, 0 to destroy.
+"#
+        );
+    }
+
+    #[test]
+    fn an_empty_plan_says_no_changes() {
+        let mut text = String::new();
+        render(
+            &Plan {
+                based_on: 0,
+                actions: vec![],
+            },
+            &mut text,
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "No changes. Configuration, recorded state and databases agree.\n"
+        );
+    }
+}
