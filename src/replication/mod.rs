@@ -1,0 +1,5 @@
+pub mod frame;
+pub mod pgoutput;
+#[cfg(test)]
+mod testing;
+mod wire;
