@@ -108,6 +108,11 @@ impl LocalCluster {
         )
     }
 
+    /// The server log so far (for diagnosing test failures).
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
     /// Stops the server at once (`-m immediate`), like a crash.
     ///
     /// # Errors

@@ -5,9 +5,18 @@
 //! `docs/architecture.md` for the module map, the data flow and the LSN and
 //! snapshot invariants.
 
+pub mod cli;
 pub mod cluster;
+pub mod config;
+pub mod engine;
+pub mod error;
 pub mod model;
 pub mod pg;
 pub mod plan;
+pub mod replication;
+pub mod sink;
+pub mod snapshot;
 pub mod sql;
 pub mod state;
+
+pub use error::{Error, chain as error_chain};

@@ -2,8 +2,11 @@
 //! the replication connection, and (in `schema`) catalog introspection and
 //! DDL generation.
 
+pub mod admin;
+pub mod compare;
 mod connect;
 pub mod precheck;
 pub mod slot;
 
 pub use connect::{Connected, PgError, connect, replication_conninfo};
+pub mod schema;

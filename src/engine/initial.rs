@@ -1,0 +1,388 @@
+//! The initial sync of one task: prechecks, helper objects, slot with
+//! exported snapshot, schema (pre-data), parallel COPY, schema (post-data),
+//! and the progress row that hands over to the stream.
+
+use std::collections::BTreeMap;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    ApplyOptions, EngineError, Event, LiveStatus, Recorder, Reporter, endpoints,
+    failed_checks as failed,
+};
+use crate::model::{
+    DesiredState, Lsn, QualifiedName, TaskSpec, publication_name_for_task, slot_name_for_task,
+};
+use crate::pg::precheck::{self, Check, CheckStatus, SourceTable};
+use crate::pg::schema::{SchemaSelection, generate};
+use crate::pg::slot::ReplicationSession;
+use crate::pg::{Connected, admin, connect};
+use crate::snapshot::{CopyEvent, CopyJob, copy_all};
+use crate::state::{TableStatus, TaskPhase, TaskRecord};
+
+/// Runs the prechecks of `spec` and returns them with the resolved tables.
+///
+/// # Errors
+/// Connection or catalog failures (a failed check is not an error here).
+pub async fn prechecks(
+    desired: &DesiredState,
+    spec: &TaskSpec,
+    owned_tables: &[String],
+) -> Result<(Vec<Check>, Vec<SourceTable>), EngineError> {
+    let (source, destination) = endpoints(desired, spec)?;
+    let src = connect(source).await?;
+    let dst = connect(destination).await?;
+    let (tables, missing) = precheck::resolve_tables(&src, &spec.objects).await?;
+    let incremental = spec.sync_types.incremental;
+    let mut checks =
+        precheck::source_checks(&src, &tables, &missing, i64::from(incremental), incremental)
+            .await?;
+    // Tables pgsync itself created for this task (a resumed sync) are not conflicts.
+    let foreign: Vec<SourceTable> = tables
+        .iter()
+        .filter(|t| !owned_tables.contains(&t.name.to_string()))
+        .cloned()
+        .collect();
+    let mut dst_checks = precheck::destination_checks(
+        &src,
+        &dst,
+        &foreign,
+        spec.conflicting_tables == crate::model::ConflictMode::Error,
+    )
+    .await?;
+    if !spec.sync_types.schema {
+        // Without schema sync the tables must already be there.
+        for c in &mut dst_checks {
+            if c.name == "destination.conflicting_tables" {
+                let missing: Vec<String> = foreign
+                    .iter()
+                    .map(|t| t.name.to_string())
+                    .filter(|n| !c.detail.contains(n.as_str()))
+                    .collect();
+                *c = if missing.is_empty() || c.status != CheckStatus::Pass {
+                    Check {
+                        name: "destination.tables_exist",
+                        status: CheckStatus::Pass,
+                        detail: "the selected tables exist on the destination".into(),
+                        fix: None,
+                    }
+                } else {
+                    Check {
+                        name: "destination.tables_exist",
+                        status: CheckStatus::Fail,
+                        detail: format!(
+                            "without \"schema\" in sync_types the destination must already have: {}",
+                            missing.join(", ")
+                        ),
+                        fix: Some(
+                            "add \"schema\" to sync_types, or create the tables on the destination"
+                                .into(),
+                        ),
+                    }
+                };
+            }
+        }
+    }
+    checks.extend(dst_checks);
+    Ok((checks, tables))
+}
+
+pub(super) async fn run(
+    desired: &DesiredState,
+    spec: &TaskSpec,
+    recorder: &Recorder,
+    options: &ApplyOptions,
+    report: &Reporter,
+    cancel: &CancellationToken,
+    live: &LiveStatus,
+) -> Result<(), EngineError> {
+    let task = spec.name.as_str();
+    let step = |m: String| {
+        report(Event::Step {
+            task: task.to_owned(),
+            message: m,
+        })
+    };
+    let (source, destination) = endpoints(desired, spec)?;
+    live.task(task, |s| s.phase = "precheck".into());
+
+    let previous = recorder.task(task);
+    let owned: Vec<String> = previous
+        .as_ref()
+        .map(|r| r.created_tables.clone())
+        .unwrap_or_default();
+    let (checks, tables) = prechecks(desired, spec, &owned).await?;
+    for c in &checks {
+        report(Event::Check {
+            task: task.to_owned(),
+            check: c.clone(),
+        });
+    }
+    let bad = failed(&checks);
+    if !bad.is_empty() {
+        live.task(task, |s| s.phase = "failed".into());
+        return Err(EngineError::Precheck {
+            task: task.to_owned(),
+            failed: bad,
+        });
+    }
+
+    let mut record = previous.unwrap_or_else(|| TaskRecord::new(spec, source, destination));
+    record.objects = spec.objects.clone();
+    record.sync_types = spec.sync_types;
+    record.conflicting_tables = spec.conflicting_tables;
+    record.phase = TaskPhase::Precheck;
+    recorder.put(record.clone())?;
+
+    let src = connect(source).await?;
+    let dst = connect(destination).await?;
+
+    // A resumed initial sync: the old snapshot died with its session.
+    if let Some(slot) = &record.slot {
+        step(format!(
+            "dropping slot {slot} of the interrupted initial sync"
+        ));
+        admin::drop_slot(&src, slot).await?;
+    }
+    // Each table's COPY commits whole, so only tables recorded as copied
+    // hold rows of the old snapshot; they are emptied and copied again.
+    let copied: Vec<String> = record
+        .tables
+        .iter()
+        .filter(|(_, st)| matches!(st, TableStatus::Copied { .. }))
+        .map(|(t, _)| t.clone())
+        .collect();
+    if !copied.is_empty() {
+        step(format!(
+            "emptying {} destination tables copied under the lost snapshot",
+            copied.len()
+        ));
+        truncate(&dst, &copied).await?;
+    }
+    let leaf: Vec<QualifiedName> = tables
+        .iter()
+        .filter(|t| t.relkind == 'r')
+        .map(|t| t.name.clone())
+        .collect();
+    let all: Vec<QualifiedName> = tables.iter().map(|t| t.name.clone()).collect();
+    let pending: BTreeMap<String, TableStatus> = leaf
+        .iter()
+        .map(|t| (t.to_string(), TableStatus::Pending))
+        .collect();
+
+    let mut session = None;
+    let snapshot_name;
+    let mut _exporter = None;
+    if spec.sync_types.incremental {
+        let publication = publication_name_for_task(task);
+        recorder.update(task, |r| {
+            r.publication = Some(publication.clone());
+            r.heartbeat = true;
+        })?;
+        step(format!(
+            "creating heartbeat table public.dts_postgres_heartbeat and publication {publication}"
+        ));
+        admin::ensure_heartbeat(&src, task).await?;
+        admin::create_publication(&src, &publication, &all).await?;
+
+        let slot = slot_name_for_task(task);
+        recorder.update(task, |r| r.slot = Some(slot.clone()))?;
+        step(format!(
+            "creating replication slot {slot} with an exported snapshot"
+        ));
+        let mut s = ReplicationSession::open(source).await?;
+        let created = s.create_slot(&slot).await?;
+        step(format!(
+            "slot {slot} consistent at {}",
+            created.consistent_lsn
+        ));
+        recorder.update(task, |r| {
+            r.consistent_lsn = Some(created.consistent_lsn);
+            r.phase = TaskPhase::Snapshot;
+            r.tables = pending.clone();
+        })?;
+        snapshot_name = created.snapshot_name;
+        session = Some(s);
+    } else {
+        // No stream: a plain exported snapshot keeps the parallel copy consistent.
+        let exporter = connect(source).await?;
+        exporter
+            .client
+            .batch_execute("begin isolation level repeatable read read only")
+            .await
+            .map_err(exporter.err("begin snapshot transaction"))?;
+        snapshot_name = exporter
+            .client
+            .query_one("select pg_export_snapshot()", &[])
+            .await
+            .map_err(exporter.err("export snapshot"))?
+            .get(0);
+        _exporter = Some(exporter);
+        recorder.update(task, |r| {
+            r.phase = TaskPhase::Snapshot;
+            r.tables = pending.clone();
+        })?;
+    }
+    live.task(task, |s| {
+        s.phase = "snapshot".into();
+        for t in &leaf {
+            s.tables.insert(
+                t.to_string(),
+                super::status::TableProgress {
+                    state: "pending".into(),
+                    ..Default::default()
+                },
+            );
+        }
+    });
+
+    let mut script = None;
+    if spec.sync_types.schema && !(record.schema_pre_done && record.schema_post_done) {
+        let selection = SchemaSelection::from_objects(&spec.objects, &all);
+        let generated = generate(&src.client, &selection)
+            .await
+            .map_err(|e| crate::pg::PgError::new("read source catalogs", &src.endpoint, e))?;
+        if !record.schema_pre_done {
+            let created: Vec<String> = all.iter().map(ToString::to_string).collect();
+            recorder.update(task, |r| r.created_tables = created.clone())?;
+            step(format!(
+                "creating schema on the destination ({} statements before the copy)",
+                generated.pre_data.len()
+            ));
+            run_statements(&dst, &generated.pre_data).await?;
+            recorder.update(task, |r| r.schema_pre_done = true)?;
+        }
+        script = Some(generated);
+    }
+
+    if spec.sync_types.full {
+        step(format!(
+            "copying {} tables, {} at a time",
+            leaf.len(),
+            options.jobs
+        ));
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let job = CopyJob {
+            source: source.clone(),
+            destination: destination.clone(),
+            snapshot: snapshot_name.clone(),
+            tables: leaf.clone(),
+            binary: spec.sync_types.schema,
+            jobs: options.jobs,
+        };
+        let copy_cancel = cancel.child_token();
+        let copier = {
+            let copy_cancel = copy_cancel.clone();
+            tokio::spawn(async move { copy_all(job, tx, &copy_cancel).await })
+        };
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                CopyEvent::Started(t) => {
+                    recorder.update(task, |r| {
+                        r.tables.insert(t.to_string(), TableStatus::Copying);
+                    })?;
+                    live.task(task, |s| {
+                        s.tables.entry(t.to_string()).or_default().state = "copying".into()
+                    });
+                }
+                CopyEvent::Progress { table, bytes } => {
+                    live.task(task, |s| {
+                        s.tables.entry(table.to_string()).or_default().bytes = bytes
+                    });
+                }
+                CopyEvent::Copied { table, rows, bytes } => {
+                    recorder.update(task, |r| {
+                        r.tables
+                            .insert(table.to_string(), TableStatus::Copied { rows, bytes });
+                    })?;
+                    live.task(task, |s| {
+                        let e = s.tables.entry(table.to_string()).or_default();
+                        e.state = "copied".into();
+                        e.rows = Some(rows);
+                        e.bytes = bytes;
+                    });
+                }
+            }
+        }
+        copier.await.expect("copy supervisor does not panic")?;
+        if cancel.is_cancelled() {
+            step(
+                "interrupted during the copy; the next apply copies again from a fresh snapshot"
+                    .into(),
+            );
+            return Ok(());
+        }
+    }
+
+    if let Some(script) = &script {
+        step(format!(
+            "creating keys, indexes, constraints and triggers ({} statements)",
+            script.post_data.len()
+        ));
+        run_statements(&dst, &script.post_data).await?;
+        recorder.update(task, |r| r.schema_post_done = true)?;
+    }
+    // The copy is done: the exported snapshot may go.
+    drop(session);
+
+    if spec.sync_types.incremental {
+        let lsn = recorder
+            .task(task)
+            .and_then(|r| r.consistent_lsn)
+            .unwrap_or(Lsn::ZERO);
+        recorder.update(task, |r| r.progress = true)?;
+        crate::sink::ensure_progress_table(&dst).await?;
+        crate::sink::set_progress(&dst, task, lsn).await?;
+        recorder.update(task, |r| r.phase = TaskPhase::Streaming)?;
+        live.task(task, |s| s.phase = "streaming".into());
+        step(format!("initial sync done; streaming from {lsn}"));
+    } else {
+        recorder.update(task, |r| r.phase = TaskPhase::Done)?;
+        live.task(task, |s| s.phase = "done".into());
+        step("initial sync done".into());
+    }
+    Ok(())
+}
+
+async fn run_statements(
+    dst: &Connected,
+    statements: &[crate::pg::schema::Statement],
+) -> Result<(), EngineError> {
+    dst.client
+        .batch_execute(
+            "set check_function_bodies = off; set session_replication_role = replica; begin",
+        )
+        .await
+        .map_err(dst.err("prepare schema session"))?;
+    for s in statements {
+        dst.client
+            .batch_execute(&s.sql)
+            .await
+            .map_err(|e| EngineError::Schema {
+                kind: s.kind.to_owned(),
+                name: s.name.clone(),
+                source: crate::pg::PgError::new(format!("run `{}`", s.sql), &dst.endpoint, e),
+            })?;
+    }
+    dst.client
+        .batch_execute("commit")
+        .await
+        .map_err(dst.err("commit schema"))?;
+    Ok(())
+}
+
+async fn truncate(dst: &Connected, tables: &[String]) -> Result<(), EngineError> {
+    let list: Vec<String> = tables
+        .iter()
+        .filter_map(|t| t.split_once('.'))
+        .map(|(s, n)| crate::sql::qualified(s, n))
+        .collect();
+    dst.client
+        .batch_execute(&format!(
+            "set session_replication_role = replica; truncate {} cascade",
+            list.join(", ")
+        ))
+        .await
+        .map_err(dst.err("empty the tables of the interrupted copy"))?;
+    Ok(())
+}

@@ -1,0 +1,331 @@
+//! The engine carries out plans: prechecks, helper objects, slot, schema,
+//! full copy and stream, and it is the only writer of recorded state.
+//!
+//! Invariants (docs/architecture.md has the long form):
+//! - **Record before relying.** A publication, heartbeat table, slot,
+//!   progress table or destination table is written to state before it is
+//!   created, so `destroy` finds it whatever the crash point (drops use
+//!   `if exists`).
+//! - **Snapshot hand-over.** The slot is created with an exported snapshot;
+//!   all COPY workers import it, so the copy shows exactly the transactions
+//!   committed before the slot's consistent point and the stream starts at
+//!   that point. The exporting session stays idle until the copy is done.
+//! - **Confirmed LSN.** The slot is told an LSN (standby status `flush`)
+//!   only after the destination committed the transaction ending there,
+//!   together with its row in `public.dts_apply_progress`.
+//! - **Safe to kill.** During the initial sync a kill loses the exported
+//!   snapshot: the next apply drops the slot, truncates the tables pgsync
+//!   created and copies again from a fresh snapshot. During streaming a
+//!   kill loses nothing: the destination's progress row says which
+//!   transaction was applied last, the stream restarts there and older
+//!   transactions are skipped.
+
+mod destroy;
+mod initial;
+mod recorder;
+pub mod status;
+mod stream;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+pub use destroy::destroy_task;
+pub use initial::prechecks;
+pub use recorder::Recorder;
+pub use status::{LiveStatus, TaskStatus, read_status_file};
+
+use crate::model::{DesiredState, EndpointSpec, TaskSpec};
+use crate::pg::precheck::{Check, CheckStatus};
+use crate::plan::{Action, Plan};
+
+/// Everything that can stop an apply or destroy.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A precheck item failed.
+    #[error("precheck failed for task {task:?}: {}", failed.iter().map(|c| format!("{}: {}", c.name, c.detail)).collect::<Vec<_>>().join("; "))]
+    Precheck {
+        /// Task name.
+        task: String,
+        /// The failed items.
+        failed: Vec<Check>,
+    },
+    /// A database call failed.
+    #[error(transparent)]
+    Pg(#[from] crate::pg::PgError),
+    /// The replication connection failed.
+    #[error(transparent)]
+    Slot(#[from] crate::pg::slot::SlotError),
+    /// The full copy failed.
+    #[error(transparent)]
+    Copy(#[from] crate::snapshot::CopyError),
+    /// The destination refused a change.
+    #[error("applying the source transaction that commits at {lsn} for task {task:?}")]
+    Sink {
+        /// Task name.
+        task: String,
+        /// Commit LSN of the transaction.
+        lsn: crate::model::Lsn,
+        /// The cause.
+        #[source]
+        source: crate::sink::SinkError,
+    },
+    /// Opening the destination session failed.
+    #[error(transparent)]
+    SinkOpen(#[from] crate::sink::SinkError),
+    /// A schema statement failed on the destination.
+    #[error("creating {kind} {name} on the destination")]
+    Schema {
+        /// Object kind.
+        kind: String,
+        /// Object name.
+        name: String,
+        /// The cause.
+        #[source]
+        source: crate::pg::PgError,
+    },
+    /// A malformed message from the server.
+    #[error("malformed replication message at {lsn}: {message}")]
+    Decode {
+        /// WAL position of the message.
+        lsn: crate::model::Lsn,
+        /// What was wrong.
+        message: String,
+    },
+    /// The recorded slot is gone.
+    #[error("replication slot {slot} of task {task:?} no longer exists on the source")]
+    SlotMissing {
+        /// Task name.
+        task: String,
+        /// Slot name.
+        slot: String,
+    },
+    /// The state store failed.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// A configuration refers to something missing.
+    #[error(
+        "task {task:?} refers to endpoint {endpoint:?}, which the configuration does not define"
+    )]
+    UnknownEndpoint {
+        /// Task name.
+        task: String,
+        /// Endpoint name.
+        endpoint: String,
+    },
+}
+
+impl EngineError {
+    /// One imperative sentence for the user, where there is one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            EngineError::Precheck { failed, .. } => {
+                failed.iter().find_map(|c| c.fix.clone())
+            }
+            EngineError::SlotMissing { .. } => Some(
+                "run `pgsync plan` to see the re-sync it takes, then `pgsync apply`".into(),
+            ),
+            EngineError::Sink { .. } => Some(
+                "fix the destination (the error names the table and statement), then run `pgsync apply` again; the stream resumes at this transaction".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Settings of one `apply`.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// COPY workers at once (`--jobs`).
+    pub jobs: usize,
+    /// Return once everything the source had committed when streaming
+    /// started has been applied.
+    pub exit_when_caught_up: bool,
+    /// How often the heartbeat row is written on the source.
+    pub heartbeat_interval: std::time::Duration,
+    /// Where the running apply publishes `status.json`.
+    pub status_file: Option<PathBuf>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            jobs: 4,
+            exit_when_caught_up: false,
+            heartbeat_interval: std::time::Duration::from_secs(2),
+            status_file: None,
+        }
+    }
+}
+
+/// Something worth telling the person running apply (the CLI prints it).
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A precheck result.
+    Check {
+        /// Task name.
+        task: String,
+        /// The item.
+        check: Check,
+    },
+    /// A step began or ended ("creating slot dts_sync_app").
+    Step {
+        /// Task name.
+        task: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// Callback for [`Event`]s.
+pub type Reporter = Arc<dyn Fn(Event) + Send + Sync>;
+
+pub(crate) fn endpoints<'a>(
+    desired: &'a DesiredState,
+    spec: &TaskSpec,
+) -> Result<(&'a EndpointSpec, &'a EndpointSpec), EngineError> {
+    let find = |name: &str| {
+        desired
+            .endpoints
+            .get(name)
+            .ok_or_else(|| EngineError::UnknownEndpoint {
+                task: spec.name.clone(),
+                endpoint: name.to_owned(),
+            })
+    };
+    Ok((find(&spec.source)?, find(&spec.destination)?))
+}
+
+/// Carries out `plan`, then streams every task with incremental sync until
+/// `cancel` fires (or, with `exit_when_caught_up`, until caught up).
+///
+/// # Errors
+/// The first [`EngineError`]; state records how far each task got.
+pub async fn apply(
+    desired: &DesiredState,
+    plan: &Plan,
+    recorder: &Recorder,
+    options: &ApplyOptions,
+    report: Reporter,
+    cancel: &CancellationToken,
+) -> Result<(), EngineError> {
+    let live = LiveStatus::new(options.status_file.clone());
+    let publisher = live.spawn_publisher(cancel.child_token());
+    let result = apply_inner(desired, plan, recorder, options, &report, cancel, &live).await;
+    publisher.cancel();
+    if let Err(err) = &result {
+        live.set_error(&crate::error_chain(err));
+    }
+    live.publish();
+    result
+}
+
+async fn apply_inner(
+    desired: &DesiredState,
+    plan: &Plan,
+    recorder: &Recorder,
+    options: &ApplyOptions,
+    report: &Reporter,
+    cancel: &CancellationToken,
+    live: &LiveStatus,
+) -> Result<(), EngineError> {
+    for action in &plan.actions {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        let task = action.task().to_owned();
+        match action {
+            Action::Destroy { .. } => {
+                if let Some(record) = recorder.task(&task) {
+                    destroy_task(desired, &record, recorder, false, report).await?;
+                }
+            }
+            Action::Replace { .. } => {
+                if let Some(record) = recorder.task(&task) {
+                    destroy_task(desired, &record, recorder, true, report).await?;
+                }
+                initial::run(
+                    desired,
+                    &desired.tasks[&task],
+                    recorder,
+                    options,
+                    report,
+                    cancel,
+                    live,
+                )
+                .await?;
+            }
+            Action::Update { .. } => {
+                let spec = &desired.tasks[&task];
+                recorder.update(&task, |r| r.conflicting_tables = spec.conflicting_tables)?;
+            }
+            Action::Create { .. } | Action::ResumeInitialSync { .. } => {
+                initial::run(
+                    desired,
+                    &desired.tasks[&task],
+                    recorder,
+                    options,
+                    report,
+                    cancel,
+                    live,
+                )
+                .await?;
+            }
+        }
+    }
+    stream_all(desired, recorder, options, report, cancel, live).await
+}
+
+async fn stream_all(
+    desired: &DesiredState,
+    recorder: &Recorder,
+    options: &ApplyOptions,
+    report: &Reporter,
+    cancel: &CancellationToken,
+    live: &LiveStatus,
+) -> Result<(), EngineError> {
+    let mut set = tokio::task::JoinSet::new();
+    for spec in desired.tasks.values() {
+        let Some(record) = recorder.task(&spec.name) else {
+            continue;
+        };
+        if !spec.sync_types.incremental || !record.initial_sync_done() {
+            continue;
+        }
+        let (source, destination) = endpoints(desired, spec)?;
+        let job = stream::StreamJob {
+            task: spec.name.clone(),
+            source: source.clone(),
+            destination: destination.clone(),
+            slot: record.slot.clone().unwrap_or_default(),
+            publication: record.publication.clone().unwrap_or_default(),
+            consistent_lsn: record.consistent_lsn.unwrap_or_default(),
+            options: options.clone(),
+        };
+        let (report, cancel, live) = (Arc::clone(report), cancel.clone(), live.clone());
+        set.spawn(async move { stream::run(job, report, cancel, live).await });
+    }
+    let mut first = None;
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                cancel.cancel();
+                first.get_or_insert(e);
+            }
+            Err(j) if j.is_panic() => std::panic::resume_unwind(j.into_panic()),
+            Err(_) => {}
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// The failed items of `checks`.
+pub fn failed_checks(checks: &[Check]) -> Vec<Check> {
+    checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .cloned()
+        .collect()
+}

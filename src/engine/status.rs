@@ -1,0 +1,144 @@
+//! What a running apply publishes for `pgsync status` in another terminal:
+//! `.pgsync/status.json`, rewritten atomically (mode 0600) every second.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// Live numbers of one task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    /// `precheck`, `snapshot`, `streaming`, `stopped`, `failed`, `done`.
+    pub phase: String,
+    /// Per table (`schema.name`): rows copied (when known) and bytes moved.
+    pub tables: BTreeMap<String, TableProgress>,
+    /// End LSN of the last source transaction applied.
+    pub applied_lsn: Option<String>,
+    /// Bytes of WAL the source has written beyond what was applied.
+    pub lag_bytes: Option<u64>,
+    /// Seconds between now and the commit of the last applied source
+    /// transaction, when behind (0 when caught up).
+    pub lag_seconds: Option<f64>,
+    /// Source transactions applied by this run.
+    pub transactions_applied: u64,
+    /// The error that stopped the task.
+    pub last_error: Option<String>,
+}
+
+/// Copy progress of one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableProgress {
+    /// `pending`, `copying` or `copied`.
+    pub state: String,
+    /// Rows copied (known when copied).
+    pub rows: Option<u64>,
+    /// COPY bytes moved.
+    pub bytes: u64,
+}
+
+/// The published document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusFile {
+    /// pid of the running apply.
+    pub pid: u32,
+    /// RFC 3339-ish UTC time of the last write (seconds since the epoch).
+    pub updated_unix: u64,
+    /// Per task.
+    pub tasks: BTreeMap<String, TaskStatus>,
+    /// An error that stopped the whole apply.
+    pub error: Option<String>,
+}
+
+/// Shared live status of an apply.
+#[derive(Clone)]
+pub struct LiveStatus {
+    inner: Arc<Mutex<StatusFile>>,
+    dirty: Arc<std::sync::atomic::AtomicBool>,
+    path: Option<PathBuf>,
+}
+
+impl LiveStatus {
+    /// Empty status, published to `path` when given.
+    pub fn new(path: Option<PathBuf>) -> LiveStatus {
+        LiveStatus {
+            inner: Arc::new(Mutex::new(StatusFile {
+                pid: std::process::id(),
+                ..Default::default()
+            })),
+            dirty: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            path,
+        }
+    }
+
+    /// Changes one task's entry.
+    pub fn task(&self, name: &str, f: impl FnOnce(&mut TaskStatus)) {
+        let mut g = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(g.tasks.entry(name.to_owned()).or_default());
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Records an apply-wide error.
+    pub fn set_error(&self, text: &str) {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .error = Some(text.to_owned());
+    }
+
+    /// A copy of the document.
+    pub fn snapshot(&self) -> StatusFile {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Writes the file now (no-op without a path).
+    pub fn publish(&self) {
+        let Some(path) = &self.path else { return };
+        let mut doc = self.snapshot();
+        doc.updated_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let bytes = serde_json::to_vec_pretty(&doc).expect("status serializes");
+        if let Err(err) = crate::state::write_private(path, &bytes) {
+            tracing::warn!(error = %err, "could not write status file");
+        }
+    }
+
+    /// Publishes within 200 ms of a change (and at least every 5 s) until
+    /// `stop` fires.
+    pub fn spawn_publisher(&self, stop: CancellationToken) -> CancellationToken {
+        let me = self.clone();
+        let token = stop.clone();
+        tokio::spawn(async move {
+            let mut last = std::time::Instant::now();
+            me.publish();
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                }
+                if me.dirty.swap(false, std::sync::atomic::Ordering::Relaxed)
+                    || last.elapsed() > std::time::Duration::from_secs(5)
+                {
+                    me.publish();
+                    last = std::time::Instant::now();
+                }
+            }
+        });
+        token
+    }
+}
+
+/// Reads a status file written by a running apply.
+pub fn read_status_file(path: &Path) -> Option<StatusFile> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}

@@ -1,0 +1,378 @@
+//! The stream of one task: pgoutput changes from the slot applied to the
+//! destination in commit order, one destination transaction per source
+//! transaction.
+//!
+//! LSN rules:
+//! - the stream starts at the destination's recorded applied LSN (the
+//!   progress row), or the slot's consistent point right after the copy;
+//! - a transaction whose commit LSN (`Begin.final_lsn`) lies below the
+//!   applied LSN was applied before a crash and is skipped, so a restart
+//!   never applies a transaction twice;
+//! - the slot is told (`flush` in the standby status update) only LSNs the
+//!   destination has committed, so the server never discards WAL of a
+//!   transaction pgsync has not applied.
+//!
+//! Shutdown: on cancel, a transaction in flight is read and applied to its
+//! commit first; then the final position is confirmed and the task returns.
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{ApplyOptions, EngineError, Event, LiveStatus, Reporter};
+use crate::model::{EndpointSpec, Lsn, QualifiedName};
+use crate::pg::slot::ReplicationSession;
+use crate::pg::{admin, connect};
+use crate::replication::frame::{self, Frame};
+use crate::replication::pgoutput::{self, Datum, Message, OldTuple, ReplicaIdentity, Tuple};
+use crate::sink::{ColumnDesc, RelationDesc, Sink, Value};
+
+/// What one stream needs.
+#[derive(Debug, Clone)]
+pub(super) struct StreamJob {
+    pub task: String,
+    pub source: EndpointSpec,
+    pub destination: EndpointSpec,
+    pub slot: String,
+    pub publication: String,
+    pub consistent_lsn: Lsn,
+    pub options: ApplyOptions,
+}
+
+/// Transient failures are retried this many times, with backoff, before the
+/// task stops (the configurable retry window arrives with issue 4).
+const MAX_RETRIES: u32 = 8;
+
+pub(super) async fn run(
+    job: StreamJob,
+    report: Reporter,
+    cancel: CancellationToken,
+    live: LiveStatus,
+) -> Result<(), EngineError> {
+    let mut attempt = 0;
+    loop {
+        match stream_once(&job, &report, &cancel, &live).await {
+            Ok(()) => {
+                live.task(&job.task, |s| s.phase = "stopped".into());
+                return Ok(());
+            }
+            Err(err) if is_transient(&err) && attempt < MAX_RETRIES && !cancel.is_cancelled() => {
+                attempt += 1;
+                let wait = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
+                report(Event::Step {
+                    task: job.task.clone(),
+                    message: format!(
+                        "stream interrupted ({}); reconnecting in {:.1} s (attempt {attempt} of {MAX_RETRIES})",
+                        crate::error_chain(&err),
+                        wait.as_secs_f64()
+                    ),
+                });
+                tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+            Err(err) => {
+                live.task(&job.task, |s| {
+                    s.phase = "failed".into();
+                    s.last_error = Some(crate::error_chain(&err));
+                });
+                return Err(err);
+            }
+        }
+    }
+}
+
+fn is_transient(err: &EngineError) -> bool {
+    match err {
+        EngineError::Pg(e) => e.is_transient(),
+        EngineError::Slot(e) => e.transient,
+        EngineError::Sink {
+            source: crate::sink::SinkError::Pg(e),
+            ..
+        } => e.is_transient(),
+        EngineError::SinkOpen(crate::sink::SinkError::Pg(e)) => e.is_transient(),
+        EngineError::Sink {
+            source: crate::sink::SinkError::Statement { source, .. },
+            ..
+        } => source.is_transient(),
+        _ => false,
+    }
+}
+
+struct Tracker {
+    in_txn: bool,
+    skipping: bool,
+    commit_lsn: Lsn,
+    server_end: Lsn,
+    last_commit_time: i64,
+    last_status: Instant,
+    applied_count: u64,
+}
+
+async fn stream_once(
+    job: &StreamJob,
+    report: &Reporter,
+    cancel: &CancellationToken,
+    live: &LiveStatus,
+) -> Result<(), EngineError> {
+    let task = job.task.as_str();
+    let src = connect(&job.source).await?;
+    if admin::slot_facts(&src, &job.slot).await?.is_none() {
+        return Err(EngineError::SlotMissing {
+            task: task.to_owned(),
+            slot: job.slot.clone(),
+        });
+    }
+    let dst = connect(&job.destination).await?;
+    let mut sink = Sink::open(dst, task).await?;
+    let start = if sink.applied() == Lsn::ZERO {
+        job.consistent_lsn
+    } else {
+        sink.applied()
+    };
+    let target = if job.options.exit_when_caught_up {
+        Some(admin::current_wal_lsn(&src).await?)
+    } else {
+        None
+    };
+
+    let mut session = ReplicationSession::open(&job.source).await?;
+    session.start(&job.slot, start, &job.publication).await?;
+    report(Event::Step {
+        task: task.to_owned(),
+        message: format!("streaming from {start}"),
+    });
+    live.task(task, |s| {
+        s.phase = "streaming".into();
+        s.applied_lsn = Some(start.to_string());
+    });
+
+    // Heartbeat writer: keeps the slot moving on an idle source and gives
+    // lag in seconds.
+    let hb_stop = cancel.child_token();
+    let heartbeat = {
+        let (source, task, stop, every) = (
+            job.source.clone(),
+            task.to_owned(),
+            hb_stop.clone(),
+            job.options.heartbeat_interval,
+        );
+        tokio::spawn(async move {
+            let Ok(conn) = connect(&source).await else {
+                return;
+            };
+            loop {
+                if let Err(err) = admin::heartbeat(&conn, &task).await {
+                    tracing::warn!(task = %task, error = %err, "heartbeat failed");
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+        })
+    };
+
+    let mut t = Tracker {
+        in_txn: false,
+        skipping: false,
+        commit_lsn: Lsn::ZERO,
+        server_end: start,
+        last_commit_time: 0,
+        last_status: Instant::now(),
+        applied_count: 0,
+    };
+    let never = CancellationToken::new();
+    let result = loop {
+        // Between transactions, cancellation (or catch-up) ends the stream;
+        // inside one, reading goes on to its commit.
+        if !t.in_txn {
+            if cancel.is_cancelled() {
+                break Ok(());
+            }
+            if let Some(target) = target {
+                if sink.applied().max(t.server_end) >= target {
+                    report(Event::Step {
+                        task: task.to_owned(),
+                        message: format!("caught up at {}", sink.applied().max(t.server_end)),
+                    });
+                    break Ok(());
+                }
+            }
+        }
+        let token = if t.in_txn { &never } else { cancel };
+        let wait = if target.is_some() {
+            Duration::from_millis(300)
+        } else {
+            Duration::from_secs(10)
+        };
+        let frame = tokio::select! {
+            f = session.next_frame(token) => f,
+            () = tokio::time::sleep(wait), if !t.in_txn => {
+                session.send_status(sink.applied(), target.is_some()).await?;
+                t.last_status = Instant::now();
+                continue;
+            }
+        };
+        let bytes = match frame {
+            Ok(b) => b,
+            Err(e) if e.cancelled => break Ok(()),
+            Err(e) => break Err(e.into()),
+        };
+        let frame = frame::decode(&bytes).map_err(|e| EngineError::Decode {
+            lsn: t.server_end,
+            message: e.to_string(),
+        })?;
+        match frame {
+            Frame::PrimaryKeepalive(k) => {
+                if !t.in_txn {
+                    t.server_end = t.server_end.max(k.wal_end);
+                }
+                if k.reply_requested {
+                    session.send_status(sink.applied(), false).await?;
+                    t.last_status = Instant::now();
+                }
+            }
+            Frame::XLogData(x) => {
+                let msg = pgoutput::decode(x.data, false).map_err(|e| EngineError::Decode {
+                    lsn: x.wal_start,
+                    message: e.to_string(),
+                })?;
+                if let Err(e) = handle(&mut sink, &mut t, msg, task).await {
+                    sink.rollback().await;
+                    break Err(e);
+                }
+                if !t.in_txn && t.last_status.elapsed() > Duration::from_secs(5) {
+                    session.send_status(sink.applied(), false).await?;
+                    t.last_status = Instant::now();
+                }
+            }
+        }
+        let lag_bytes = t.server_end.0.saturating_sub(sink.applied().0);
+        let lag_secs = if t.last_commit_time == 0 || lag_bytes == 0 {
+            0.0
+        } else {
+            (unix_micros_since_2000() - t.last_commit_time).max(0) as f64 / 1e6
+        };
+        live.task(task, |s| {
+            s.applied_lsn = Some(sink.applied().to_string());
+            s.lag_bytes = Some(lag_bytes);
+            s.lag_seconds = Some(lag_secs);
+            s.transactions_applied = t.applied_count;
+        });
+    };
+    hb_stop.cancel();
+    let _ = heartbeat.await;
+    if result.is_ok() {
+        session.send_status(sink.applied(), false).await?;
+    }
+    result
+}
+
+fn unix_micros_since_2000() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    now - 946_684_800_000_000
+}
+
+fn values<'a>(t: &Tuple<'a>) -> Vec<Value<'a>> {
+    t.0.iter()
+        .map(|d| match d {
+            Datum::Null => Value::Null,
+            Datum::UnchangedToast => Value::Unchanged,
+            Datum::Text(b) | Datum::Binary(b) => Value::Text(b),
+        })
+        .collect()
+}
+
+async fn handle(
+    sink: &mut Sink,
+    t: &mut Tracker,
+    msg: Message<'_>,
+    task: &str,
+) -> Result<(), EngineError> {
+    let wrap = |lsn: Lsn| {
+        move |source| EngineError::Sink {
+            task: task.to_owned(),
+            lsn,
+            source,
+        }
+    };
+    match msg {
+        Message::Begin(b) => {
+            t.in_txn = true;
+            t.commit_lsn = b.final_lsn;
+            t.skipping = b.final_lsn < sink.applied();
+            if !t.skipping {
+                sink.begin().await.map_err(wrap(b.final_lsn))?;
+            }
+        }
+        Message::Commit(c) => {
+            if !t.skipping {
+                sink.commit(c.end_lsn, c.commit_time)
+                    .await
+                    .map_err(wrap(c.commit_lsn))?;
+                t.applied_count += 1;
+                t.last_commit_time = c.commit_time;
+            }
+            t.in_txn = false;
+            t.skipping = false;
+            t.server_end = t.server_end.max(c.end_lsn);
+        }
+        Message::Relation(r) => {
+            let desc = RelationDesc {
+                relid: r.id.0,
+                name: QualifiedName::new(r.namespace, r.name),
+                columns: r
+                    .columns
+                    .iter()
+                    .map(|c| ColumnDesc {
+                        name: c.name.to_owned(),
+                        key: c.is_key(),
+                    })
+                    .collect(),
+                replica_identity: match r.replica_identity {
+                    ReplicaIdentity::Default => b'd',
+                    ReplicaIdentity::Full => b'f',
+                    ReplicaIdentity::Nothing => b'n',
+                    ReplicaIdentity::Index => b'i',
+                },
+            };
+            sink.relation(desc).await.map_err(wrap(t.commit_lsn))?;
+        }
+        Message::Insert(i) if !t.skipping => {
+            sink.insert(i.rel.0, &values(&i.new))
+                .await
+                .map_err(wrap(t.commit_lsn))?;
+        }
+        Message::Update(u) if !t.skipping => {
+            let old = u.old.as_ref().map(|o| match o {
+                OldTuple::Key(k) | OldTuple::Full(k) => values(k),
+            });
+            sink.update(u.rel.0, old.as_deref(), &values(&u.new))
+                .await
+                .map_err(wrap(t.commit_lsn))?;
+        }
+        Message::Delete(d) if !t.skipping => {
+            let old = match &d.old {
+                OldTuple::Key(k) | OldTuple::Full(k) => values(k),
+            };
+            sink.delete(d.rel.0, &old)
+                .await
+                .map_err(wrap(t.commit_lsn))?;
+        }
+        Message::Truncate(tr) if !t.skipping => {
+            let rels: Vec<u32> = tr.rels.iter().map(|r| r.0).collect();
+            sink.truncate(&rels, tr.options.cascade(), tr.options.restart_identity())
+                .await
+                .map_err(wrap(t.commit_lsn))?;
+        }
+        // Skipped transactions, Origin, Type and logical messages change nothing here;
+        // protocol 1 sends no stream messages.
+        _ => {}
+    }
+    Ok(())
+}

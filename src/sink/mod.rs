@@ -1,0 +1,702 @@
+//! The destination writer ("apply" in replication terms; named `sink` so it
+//! is not confused with `pgsync apply`).
+//!
+//! Each source transaction becomes one destination transaction, run with
+//! `session_replication_role = replica` (triggers and FK checks already ran
+//! on the source). The commit writes the task's row of
+//! `public.dts_apply_progress` — the source commit's end LSN — in the same
+//! destination transaction, so the destination itself knows exactly which
+//! source transactions it holds: after a crash the stream resumes from that
+//! LSN and transactions at or below it are skipped (exactly-once apply).
+//!
+//! Values arrive in PostgreSQL's text output form and are bound as `text`
+//! parameters cast to the destination column's type (`$1::text::"t"`), so
+//! no value is ever decoded in Rust or pasted into SQL.
+
+use std::collections::HashMap;
+
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Statement};
+
+use crate::model::{Lsn, QualifiedName};
+use crate::pg::{Connected, PgError};
+use crate::sql::{helpers, ident, qualified};
+
+/// A column of a relation as the stream describes it (pgoutput Relation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnDesc {
+    /// Column name.
+    pub name: String,
+    /// Part of the replica identity (flag bit 1 of the Relation message).
+    pub key: bool,
+}
+
+/// A relation as the stream describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationDesc {
+    /// Source OID (stream-local identifier).
+    pub relid: u32,
+    /// Schema and name.
+    pub name: QualifiedName,
+    /// Columns in the order tuples carry them.
+    pub columns: Vec<ColumnDesc>,
+    /// `d`, `f`, `n` or `i` (pg_class.relreplident).
+    pub replica_identity: u8,
+}
+
+/// One value of a tuple as pgoutput sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    /// SQL NULL.
+    Null,
+    /// A TOASTed value that did not change (UPDATE): leave the destination's.
+    Unchanged,
+    /// Text output form.
+    Text(&'a [u8]),
+}
+
+/// A change the destination refused, or a lost connection.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A statement failed.
+    #[error("{doing} on {table}")]
+    Statement {
+        /// What was applied.
+        doing: String,
+        /// The table.
+        table: String,
+        /// The cause.
+        #[source]
+        source: PgError,
+    },
+    /// The stream referenced a relation it never described.
+    #[error("the stream referenced relation oid {0} before describing it")]
+    UnknownRelation(u32),
+    /// The stream's row does not fit the relation.
+    #[error("row for {table} has {got} columns, its relation has {expected}")]
+    Shape {
+        /// The table.
+        table: String,
+        /// Columns in the row.
+        got: usize,
+        /// Columns described.
+        expected: usize,
+    },
+    /// A text value is not UTF-8 (pgsync requires UTF8 databases).
+    #[error("a value for {table} is not valid UTF-8; pgsync needs UTF8-encoded databases")]
+    Encoding {
+        /// The table.
+        table: String,
+    },
+    /// A table of the stream does not exist on the destination.
+    #[error("table {0} does not exist on the destination")]
+    MissingTable(String),
+    /// Other destination call failed.
+    #[error(transparent)]
+    Pg(#[from] PgError),
+}
+
+struct Rel {
+    desc: RelationDesc,
+    /// Destination `format_type()` of each stream column (`None`: the
+    /// destination column is generated and is never written).
+    types: Vec<Option<String>>,
+    heartbeat: bool,
+}
+
+/// The destination session of one task.
+pub struct Sink {
+    conn: Connected,
+    task: String,
+    relations: HashMap<u32, Rel>,
+    statements: HashMap<(u32, u8, Vec<bool>), Statement>,
+    in_transaction: bool,
+    heartbeat_text: Option<String>,
+    applied: Lsn,
+}
+
+/// Creates `public.dts_apply_progress` on the destination if missing.
+///
+/// # Errors
+/// [`PgError`].
+pub async fn ensure_progress_table(dst: &Connected) -> Result<(), PgError> {
+    dst.client
+        .batch_execute(&format!(
+            "create table if not exists {} (
+                 task_name text primary key,
+                 applied_lsn pg_lsn not null,
+                 source_commit_time timestamptz,
+                 heartbeat_time timestamptz,
+                 updated_at timestamptz not null default now())",
+            qualified(helpers::SCHEMA, helpers::PROGRESS_TABLE)
+        ))
+        .await
+        .map_err(dst.err("create progress table"))
+}
+
+/// Sets the task's applied LSN outside a stream transaction (after the
+/// snapshot: the slot's consistent point).
+///
+/// # Errors
+/// [`PgError`].
+pub async fn set_progress(dst: &Connected, task: &str, lsn: Lsn) -> Result<(), PgError> {
+    dst.client
+        .execute(
+            &format!(
+                "insert into {} (task_name, applied_lsn) values ($1, $2::text::pg_lsn)
+                 on conflict (task_name) do update set applied_lsn = excluded.applied_lsn,
+                     updated_at = now()",
+                qualified(helpers::SCHEMA, helpers::PROGRESS_TABLE)
+            ),
+            &[&task, &lsn.to_string()],
+        )
+        .await
+        .map(|_| ())
+        .map_err(dst.err("record progress"))
+}
+
+/// The task's applied LSN on the destination, if recorded.
+///
+/// # Errors
+/// [`PgError`].
+pub async fn read_progress(dst: &Connected, task: &str) -> Result<Option<Lsn>, PgError> {
+    let table = qualified(helpers::SCHEMA, helpers::PROGRESS_TABLE);
+    let exists: bool = dst
+        .client
+        .query_one("select to_regclass($1) is not null", &[&table])
+        .await
+        .map_err(dst.err("look for progress table"))?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let row = dst
+        .client
+        .query_opt(
+            &format!("select applied_lsn::text from {table} where task_name = $1"),
+            &[&task],
+        )
+        .await
+        .map_err(dst.err("read progress"))?;
+    Ok(row.and_then(|r| r.get::<_, String>(0).parse().ok()))
+}
+
+impl Sink {
+    /// Wraps a destination session: sets `session_replication_role = replica`
+    /// and reads the task's applied LSN.
+    ///
+    /// # Errors
+    /// [`PgError`], e.g. when the role may not set session_replication_role.
+    pub async fn open(conn: Connected, task: &str) -> Result<Sink, SinkError> {
+        conn.client
+            .batch_execute("set session_replication_role = replica")
+            .await
+            .map_err(conn.err("set session_replication_role = replica"))?;
+        let applied = read_progress(&conn, task).await?.unwrap_or(Lsn::ZERO);
+        Ok(Sink {
+            conn,
+            task: task.to_owned(),
+            relations: HashMap::new(),
+            statements: HashMap::new(),
+            in_transaction: false,
+            heartbeat_text: None,
+            applied,
+        })
+    }
+
+    /// The end LSN of the last source transaction the destination committed.
+    pub fn applied(&self) -> Lsn {
+        self.applied
+    }
+
+    /// Whether a destination transaction is open.
+    pub fn in_transaction(&self) -> bool {
+        self.in_transaction
+    }
+
+    fn client(&self) -> &Client {
+        &self.conn.client
+    }
+
+    /// Registers (or replaces, after DDL) a relation description, reading
+    /// the destination's column types.
+    ///
+    /// # Errors
+    /// [`SinkError::MissingTable`] when the destination lacks the table.
+    pub async fn relation(&mut self, desc: RelationDesc) -> Result<(), SinkError> {
+        let heartbeat =
+            desc.name.schema == helpers::SCHEMA && desc.name.name == helpers::HEARTBEAT_TABLE;
+        let mut types = Vec::with_capacity(desc.columns.len());
+        if !heartbeat {
+            let rows = self
+                .client()
+                .query(
+                    "select a.attname::text, format_type(a.atttypid, a.atttypmod), a.attgenerated <> ''
+                       from pg_attribute a
+                      where a.attrelid = to_regclass(format('%I.%I', $1::text, $2::text))
+                        and a.attnum > 0 and not a.attisdropped",
+                    &[&desc.name.schema, &desc.name.name],
+                )
+                .await
+                .map_err(self.conn.err("read destination columns"))?;
+            if rows.is_empty() {
+                return Err(SinkError::MissingTable(desc.name.to_string()));
+            }
+            for col in &desc.columns {
+                let found = rows.iter().find(|r| r.get::<_, String>(0) == col.name);
+                types.push(match found {
+                    Some(r) if !r.get::<_, bool>(2) => Some(r.get::<_, String>(1)),
+                    _ => None,
+                });
+            }
+        }
+        self.statements
+            .retain(|(relid, _, _), _| *relid != desc.relid);
+        self.relations.insert(
+            desc.relid,
+            Rel {
+                desc,
+                types,
+                heartbeat,
+            },
+        );
+        Ok(())
+    }
+
+    async fn ensure_begun(&mut self) -> Result<(), SinkError> {
+        if !self.in_transaction {
+            self.client()
+                .batch_execute("begin")
+                .await
+                .map_err(self.conn.err("begin"))?;
+            self.in_transaction = true;
+        }
+        Ok(())
+    }
+
+    /// Opens the destination transaction for a source transaction.
+    ///
+    /// # Errors
+    /// [`PgError`].
+    pub async fn begin(&mut self) -> Result<(), SinkError> {
+        self.heartbeat_text = None;
+        self.ensure_begun().await
+    }
+
+    /// Applies an INSERT.
+    ///
+    /// # Errors
+    /// [`SinkError`], naming the table.
+    pub async fn insert(&mut self, relid: u32, new: &[Value<'_>]) -> Result<(), SinkError> {
+        self.ensure_begun().await?;
+        let rel = self
+            .relations
+            .get(&relid)
+            .ok_or(SinkError::UnknownRelation(relid))?;
+        check_shape(rel, new)?;
+        if rel.heartbeat {
+            self.note_heartbeat(relid, new);
+            return Ok(());
+        }
+        let present: Vec<bool> = new
+            .iter()
+            .zip(&rel.types)
+            .map(|(v, t)| t.is_some() && *v != Value::Unchanged)
+            .collect();
+        let stmt = self.statement(relid, b'I', present.clone()).await?;
+        let params = texts(rel_name(&self.relations, relid), new, &present)?;
+        self.run(&stmt, &params, "insert", relid).await
+    }
+
+    /// Applies an UPDATE. `old` is the key (`K`) or full (`O`) old tuple
+    /// when the key changed or the identity is FULL; otherwise the key is
+    /// taken from `new`. Unchanged TOAST values are left alone.
+    ///
+    /// # Errors
+    /// [`SinkError`], naming the table.
+    pub async fn update(
+        &mut self,
+        relid: u32,
+        old: Option<&[Value<'_>]>,
+        new: &[Value<'_>],
+    ) -> Result<(), SinkError> {
+        self.ensure_begun().await?;
+        let rel = self
+            .relations
+            .get(&relid)
+            .ok_or(SinkError::UnknownRelation(relid))?;
+        check_shape(rel, new)?;
+        if rel.heartbeat {
+            self.note_heartbeat(relid, new);
+            return Ok(());
+        }
+        let identity = old.unwrap_or(new);
+        check_shape(rel, identity)?;
+        let set: Vec<bool> = new
+            .iter()
+            .zip(&rel.types)
+            .map(|(v, t)| t.is_some() && *v != Value::Unchanged)
+            .collect();
+        let wher = where_columns(rel, identity);
+        let mut mask = set.clone();
+        mask.extend(&wher);
+        let stmt = self.statement(relid, b'U', mask).await?;
+        let name = rel_name(&self.relations, relid);
+        let mut params = texts(name.clone(), new, &set)?;
+        params.extend(texts(name, identity, &wher)?);
+        self.run(&stmt, &params, "update", relid).await
+    }
+
+    /// Applies a DELETE by the key (`K`) or full (`O`) old tuple.
+    ///
+    /// # Errors
+    /// [`SinkError`], naming the table.
+    pub async fn delete(&mut self, relid: u32, old: &[Value<'_>]) -> Result<(), SinkError> {
+        self.ensure_begun().await?;
+        let rel = self
+            .relations
+            .get(&relid)
+            .ok_or(SinkError::UnknownRelation(relid))?;
+        check_shape(rel, old)?;
+        if rel.heartbeat {
+            return Ok(());
+        }
+        let wher = where_columns(rel, old);
+        let stmt = self.statement(relid, b'D', wher.clone()).await?;
+        let params = texts(rel_name(&self.relations, relid), old, &wher)?;
+        self.run(&stmt, &params, "delete", relid).await
+    }
+
+    /// Applies a TRUNCATE of `relids` (pgoutput lists every truncated
+    /// published relation, cascaded ones included).
+    ///
+    /// # Errors
+    /// [`SinkError`].
+    pub async fn truncate(
+        &mut self,
+        relids: &[u32],
+        cascade: bool,
+        restart_identity: bool,
+    ) -> Result<(), SinkError> {
+        self.ensure_begun().await?;
+        let mut names = Vec::new();
+        for relid in relids {
+            let rel = self
+                .relations
+                .get(relid)
+                .ok_or(SinkError::UnknownRelation(*relid))?;
+            if !rel.heartbeat {
+                names.push(qualified(&rel.desc.name.schema, &rel.desc.name.name));
+            }
+        }
+        if names.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "truncate only {}{}{}",
+            names.join(", "),
+            if restart_identity {
+                " restart identity"
+            } else {
+                ""
+            },
+            if cascade { " cascade" } else { "" }
+        );
+        self.client()
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| SinkError::Statement {
+                doing: "truncate".into(),
+                table: names.join(", "),
+                source: PgError::new("apply", &self.conn.endpoint, e),
+            })
+    }
+
+    /// Commits the destination transaction together with the progress row:
+    /// the source transaction's commit `end_lsn` and commit time
+    /// (microseconds since 2000-01-01, the protocol's epoch).
+    ///
+    /// # Errors
+    /// [`PgError`]; the transaction is then rolled back by the server.
+    pub async fn commit(&mut self, end_lsn: Lsn, commit_time_us: i64) -> Result<(), SinkError> {
+        self.ensure_begun().await?;
+        let secs = commit_time_us as f64 / 1e6 + 946_684_800.0;
+        let hb = self.heartbeat_text.take();
+        self.client()
+            .execute(
+                &format!(
+                    "insert into {} as p (task_name, applied_lsn, source_commit_time, heartbeat_time)
+                     values ($1, $2::text::pg_lsn, to_timestamp($3), $4::text::timestamptz)
+                     on conflict (task_name) do update set applied_lsn = excluded.applied_lsn,
+                         source_commit_time = excluded.source_commit_time,
+                         heartbeat_time = coalesce(excluded.heartbeat_time, p.heartbeat_time),
+                         updated_at = now()",
+                    qualified(helpers::SCHEMA, helpers::PROGRESS_TABLE)
+                ),
+                &[&self.task, &end_lsn.to_string(), &secs, &hb],
+            )
+            .await
+            .map_err(self.conn.err("record progress"))?;
+        self.client()
+            .batch_execute("commit")
+            .await
+            .map_err(self.conn.err("commit"))?;
+        self.in_transaction = false;
+        self.applied = end_lsn;
+        Ok(())
+    }
+
+    /// Rolls back an open destination transaction (after an error).
+    pub async fn rollback(&mut self) {
+        if self.in_transaction {
+            let _ = self.client().batch_execute("rollback").await;
+            self.in_transaction = false;
+        }
+    }
+
+    fn note_heartbeat(&mut self, relid: u32, new: &[Value<'_>]) {
+        let Some(rel) = self.relations.get(&relid) else {
+            return;
+        };
+        let idx = rel.desc.columns.iter().position(|c| c.name == "ts");
+        if let Some(Value::Text(t)) = idx.and_then(|i| new.get(i)) {
+            self.heartbeat_text = std::str::from_utf8(t).ok().map(str::to_owned);
+        }
+    }
+
+    async fn run(
+        &self,
+        stmt: &Statement,
+        params: &[Option<&str>],
+        doing: &str,
+        relid: u32,
+    ) -> Result<(), SinkError> {
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+            .iter()
+            .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        self.client()
+            .execute(stmt, &refs)
+            .await
+            .map(|_| ())
+            .map_err(|e| SinkError::Statement {
+                doing: doing.into(),
+                table: rel_name(&self.relations, relid),
+                source: PgError::new("apply", &self.conn.endpoint, e),
+            })
+    }
+
+    async fn statement(
+        &mut self,
+        relid: u32,
+        kind: u8,
+        mask: Vec<bool>,
+    ) -> Result<Statement, SinkError> {
+        let key = (relid, kind, mask);
+        if let Some(s) = self.statements.get(&key) {
+            return Ok(s.clone());
+        }
+        let rel = self
+            .relations
+            .get(&relid)
+            .ok_or(SinkError::UnknownRelation(relid))?;
+        let sql = statement_sql(rel, kind, &key.2);
+        let n = sql.matches('$').count();
+        let stmt = self
+            .client()
+            .prepare_typed(&sql, &vec![Type::TEXT; n])
+            .await
+            .map_err(|e| SinkError::Statement {
+                doing: "prepare".into(),
+                table: rel.desc.name.to_string(),
+                source: PgError::new("apply", &self.conn.endpoint, e),
+            })?;
+        self.statements.insert(key, stmt.clone());
+        Ok(stmt)
+    }
+}
+
+fn rel_name(rels: &HashMap<u32, Rel>, relid: u32) -> String {
+    rels.get(&relid)
+        .map(|r| r.desc.name.to_string())
+        .unwrap_or_default()
+}
+
+fn check_shape(rel: &Rel, tuple: &[Value<'_>]) -> Result<(), SinkError> {
+    if tuple.len() == rel.desc.columns.len() {
+        Ok(())
+    } else {
+        Err(SinkError::Shape {
+            table: rel.desc.name.to_string(),
+            got: tuple.len(),
+            expected: rel.desc.columns.len(),
+        })
+    }
+}
+
+/// Which columns identify the row: the replica identity columns, or for
+/// REPLICA IDENTITY FULL every column the old tuple carries.
+fn where_columns(rel: &Rel, identity: &[Value<'_>]) -> Vec<bool> {
+    let full = rel.desc.replica_identity == b'f' || !rel.desc.columns.iter().any(|c| c.key);
+    rel.desc
+        .columns
+        .iter()
+        .zip(identity)
+        .zip(&rel.types)
+        .map(|((c, v), t)| t.is_some() && *v != Value::Unchanged && (c.key || full))
+        .collect()
+}
+
+fn texts<'a>(
+    table: String,
+    tuple: &[Value<'a>],
+    mask: &[bool],
+) -> Result<Vec<Option<&'a str>>, SinkError> {
+    let mut out = Vec::new();
+    for (v, m) in tuple.iter().zip(mask) {
+        if !m {
+            continue;
+        }
+        out.push(match v {
+            Value::Text(b) => Some(std::str::from_utf8(b).map_err(|_| SinkError::Encoding {
+                table: table.clone(),
+            })?),
+            _ => None,
+        });
+    }
+    Ok(out)
+}
+
+/// The SQL for one statement shape. `mask` marks the columns bound, in
+/// column order (for UPDATE: SET columns, then WHERE columns).
+fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
+    let table = qualified(&rel.desc.name.schema, &rel.desc.name.name);
+    let cols = &rel.desc.columns;
+    let n = cols.len();
+    let mut p = 0;
+    let mut param = |i: usize| {
+        p += 1;
+        format!("${p}::{}", rel.types[i].as_deref().unwrap_or("text"))
+    };
+    let full = rel.desc.replica_identity == b'f' || !cols.iter().any(|c| c.key);
+    let cond = |mask: &[bool], param: &mut dyn FnMut(usize) -> String| {
+        let parts: Vec<String> = (0..n)
+            .filter(|&i| mask[i])
+            .map(|i| {
+                let op = if full { "is not distinct from" } else { "=" };
+                format!("{} {op} {}", ident(&cols[i].name), param(i))
+            })
+            .collect();
+        if parts.is_empty() {
+            "false".to_owned()
+        } else {
+            parts.join(" and ")
+        }
+    };
+    match kind {
+        b'I' => {
+            let names: Vec<String> = (0..n)
+                .filter(|&i| mask[i])
+                .map(|i| ident(&cols[i].name))
+                .collect();
+            let values: Vec<String> = (0..n).filter(|&i| mask[i]).map(&mut param).collect();
+            format!(
+                "insert into {table} ({}) values ({})",
+                names.join(", "),
+                values.join(", ")
+            )
+        }
+        b'U' => {
+            let (set, wher) = mask.split_at(n);
+            let sets: Vec<String> = (0..n)
+                .filter(|&i| set[i])
+                .map(|i| format!("{} = {}", ident(&cols[i].name), param(i)))
+                .collect();
+            let c = cond(wher, &mut param);
+            if full {
+                format!(
+                    "update {table} set {} where ctid = (select ctid from {table} where {c} limit 1)",
+                    sets.join(", ")
+                )
+            } else {
+                format!("update {table} set {} where {c}", sets.join(", "))
+            }
+        }
+        _ => {
+            let c = cond(mask, &mut param);
+            if full {
+                format!(
+                    "delete from {table} where ctid = (select ctid from {table} where {c} limit 1)"
+                )
+            } else {
+                format!("delete from {table} where {c}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(ri: u8) -> Rel {
+        Rel {
+            desc: RelationDesc {
+                relid: 1,
+                name: QualifiedName::new("public", "t\"x"),
+                columns: vec![
+                    ColumnDesc {
+                        name: "id".into(),
+                        key: ri != b'f',
+                    },
+                    ColumnDesc {
+                        name: "body".into(),
+                        key: false,
+                    },
+                    ColumnDesc {
+                        name: "gen".into(),
+                        key: false,
+                    },
+                ],
+                replica_identity: ri,
+            },
+            types: vec![Some("integer".into()), Some("text".into()), None],
+            heartbeat: false,
+        }
+    }
+
+    #[test]
+    fn statements_quote_names_cast_parameters_and_skip_generated_columns() {
+        let r = rel(b'd');
+        assert_eq!(
+            statement_sql(&r, b'I', &[true, true, false]),
+            "insert into \"public\".\"t\"\"x\" (\"id\", \"body\") values ($1::integer, $2::text)"
+        );
+        // Unchanged TOAST body: not in SET.
+        let new = [Value::Text(b"1"), Value::Unchanged, Value::Null];
+        let set: Vec<bool> = new
+            .iter()
+            .zip(&r.types)
+            .map(|(v, t)| t.is_some() && *v != Value::Unchanged)
+            .collect();
+        let mut mask = set.clone();
+        mask.extend(where_columns(&r, &new));
+        assert_eq!(
+            statement_sql(&r, b'U', &mask),
+            "update \"public\".\"t\"\"x\" set \"id\" = $1::integer where \"id\" = $2::integer"
+        );
+    }
+
+    #[test]
+    fn replica_identity_full_matches_one_row_null_safely() {
+        let r = rel(b'f');
+        let old = [Value::Text(b"1"), Value::Null, Value::Null];
+        let w = where_columns(&r, &old);
+        assert_eq!(w, [true, true, false]);
+        assert_eq!(
+            statement_sql(&r, b'D', &w),
+            "delete from \"public\".\"t\"\"x\" where ctid = (select ctid from \"public\".\"t\"\"x\" \
+             where \"id\" is not distinct from $1::integer and \"body\" is not distinct from $2::text limit 1)"
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! The full copy: every table moved with COPY under the slot's exported
+//! snapshot, several tables at once.
+//!
+//! Invariants:
+//! - every worker's source transaction is `repeatable read` and imports the
+//!   snapshot exported by `CREATE_REPLICATION_SLOT` (`set transaction
+//!   snapshot`), so all tables are copied as of the slot's consistent point:
+//!   a transaction committed before it is in the copy, one committed after
+//!   it arrives in the stream — never both, never neither;
+//! - the replication session that exported the snapshot stays open and idle
+//!   until every worker has imported it (the engine holds it);
+//! - data is streamed from `COPY … TO STDOUT` into `COPY … FROM STDIN`
+//!   chunk by chunk, never buffered whole; binary format when both sides'
+//!   types are identical (schema created by pgsync), text otherwise;
+//! - a table's destination rows are committed in one transaction, so a
+//!   crash leaves a table either copied or empty-and-retried.
+//!
+//! This module never writes state; it reports [`CopyEvent`]s.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{EndpointSpec, QualifiedName};
+use crate::pg::{PgError, connect};
+use crate::sql::{ident, qualified};
+
+/// Progress of the copy, sent to the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyEvent {
+    /// A worker started the table.
+    Started(QualifiedName),
+    /// Bytes moved so far for the table (sent about every 8 MiB).
+    Progress {
+        /// The table.
+        table: QualifiedName,
+        /// COPY data bytes moved so far.
+        bytes: u64,
+    },
+    /// The table's destination transaction committed.
+    Copied {
+        /// The table.
+        table: QualifiedName,
+        /// Rows copied (the COPY command tag).
+        rows: u64,
+        /// COPY data bytes moved.
+        bytes: u64,
+    },
+}
+
+/// A copy failure, naming the table.
+#[derive(Debug, thiserror::Error)]
+#[error("copying table {table}")]
+pub struct CopyError {
+    /// The table.
+    pub table: String,
+    /// The cause.
+    #[source]
+    pub source: PgError,
+}
+
+/// What to copy and how.
+#[derive(Debug, Clone)]
+pub struct CopyJob {
+    /// Source endpoint.
+    pub source: EndpointSpec,
+    /// Destination endpoint.
+    pub destination: EndpointSpec,
+    /// Exported snapshot name.
+    pub snapshot: String,
+    /// Tables (leaf tables only: partitioned parents hold no rows).
+    pub tables: Vec<QualifiedName>,
+    /// Binary COPY (types identical on both sides).
+    pub binary: bool,
+    /// At most this many tables at once (≥ 1).
+    pub jobs: usize,
+}
+
+/// Copies every table of `job`, at most `job.jobs` at a time. The first
+/// failure cancels the others.
+///
+/// # Errors
+/// The first [`CopyError`].
+pub async fn copy_all(
+    job: CopyJob,
+    events: mpsc::Sender<CopyEvent>,
+    cancel: &CancellationToken,
+) -> Result<(), CopyError> {
+    let scope = cancel.child_token();
+    let permits = Arc::new(Semaphore::new(job.jobs.max(1)));
+    let job = Arc::new(job);
+    let mut workers = JoinSet::new();
+    for table in job.tables.clone() {
+        let permit = tokio::select! {
+            biased;
+            () = scope.cancelled() => break,
+            p = Arc::clone(&permits).acquire_owned() => p.expect("semaphore is never closed"),
+        };
+        let (job, events, token) = (Arc::clone(&job), events.clone(), scope.child_token());
+        workers.spawn(async move {
+            let _permit = permit;
+            tokio::select! {
+                biased;
+                () = token.cancelled() => Ok(()),
+                r = copy_one(&job, &table, &events) => r.map_err(|source| CopyError { table: table.to_string(), source }),
+            }
+        });
+    }
+    let mut first = None;
+    while let Some(joined) = workers.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                scope.cancel();
+                first.get_or_insert(err);
+            }
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => {}
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+async fn copy_one(
+    job: &CopyJob,
+    table: &QualifiedName,
+    events: &mpsc::Sender<CopyEvent>,
+) -> Result<(), PgError> {
+    let src = connect(&job.source).await?;
+    let dst = connect(&job.destination).await?;
+    let _ = events.send(CopyEvent::Started(table.clone())).await;
+    src.client
+        .batch_execute(&format!(
+            "begin isolation level repeatable read read only; set transaction snapshot {}",
+            crate::sql::literal(&job.snapshot)
+        ))
+        .await
+        .map_err(src.err("import the exported snapshot"))?;
+    let columns: Vec<String> = src
+        .client
+        .query(
+            "select attname::text from pg_attribute
+              where attrelid = to_regclass(format('%I.%I', $1::text, $2::text))
+                and attnum > 0 and not attisdropped and attgenerated = ''
+              order by attnum",
+            &[&table.schema, &table.name],
+        )
+        .await
+        .map_err(src.err("list columns"))?
+        .iter()
+        .map(|r| ident(r.get::<_, &str>(0)))
+        .collect();
+    let cols = columns.join(", ");
+    let name = qualified(&table.schema, &table.name);
+    let format = if job.binary { " (format binary)" } else { "" };
+    dst.client
+        .batch_execute("set session_replication_role = replica; begin")
+        .await
+        .map_err(dst.err("begin destination copy"))?;
+    let out = src
+        .client
+        .copy_out(&format!("copy {name} ({cols}) to stdout{format}"))
+        .await
+        .map_err(src.err("copy out"))?;
+    let sink = dst
+        .client
+        .copy_in::<_, bytes::Bytes>(&format!("copy {name} ({cols}) from stdin{format}"))
+        .await
+        .map_err(dst.err("copy in"))?;
+    futures_util::pin_mut!(out);
+    futures_util::pin_mut!(sink);
+    let mut bytes = 0u64;
+    let mut reported = 0u64;
+    while let Some(chunk) = out.next().await {
+        let chunk = chunk.map_err(src.err("copy out"))?;
+        bytes += chunk.len() as u64;
+        sink.send(chunk).await.map_err(dst.err("copy in"))?;
+        if bytes - reported >= 8 << 20 {
+            reported = bytes;
+            let _ = events.try_send(CopyEvent::Progress {
+                table: table.clone(),
+                bytes,
+            });
+        }
+    }
+    let rows = sink.as_mut().finish().await.map_err(dst.err("copy in"))?;
+    dst.client
+        .batch_execute("commit")
+        .await
+        .map_err(dst.err("commit copy"))?;
+    let _ = src.client.batch_execute("commit").await;
+    let _ = events
+        .send(CopyEvent::Copied {
+            table: table.clone(),
+            rows,
+            bytes,
+        })
+        .await;
+    Ok(())
+}
