@@ -1,5 +1,7 @@
 //! The one integration-test binary (`autotests = false`): every test here
 //! runs against throwaway PostgreSQL clusters started by the test itself.
 
-mod cluster_smoke;
 mod support;
+
+mod cluster_smoke;
+mod e2e_pagila;
