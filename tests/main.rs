@@ -3,5 +3,6 @@
 
 mod support;
 
+mod cli;
 mod cluster_smoke;
 mod e2e_pagila;

@@ -143,14 +143,12 @@ fn config_digest(desired: &DesiredState) -> String {
 }
 
 fn locked_hint(err: Error, ctx: &Context) -> Error {
-    if let Error::State(StateError::Locked { pid, .. }) = &err {
-        if let Some(status) = engine::read_status_file(&ctx.status_file()) {
-            eprintln!(
-                "a running apply (pid {}) holds the state; its last report:",
-                pid.unwrap_or(status.pid)
-            );
-            eprint!("{}", output::status_text(&status));
-        }
+    if let Error::State(StateError::Locked { pid: Some(pid), .. }) = &err
+        && let Some(status) = engine::read_status_file(&ctx.status_file())
+        && status.pid == *pid
+    {
+        eprintln!("a running apply (pid {pid}) holds the state; its last report:");
+        eprint!("{}", output::status_text(&status));
     }
     err
 }

@@ -152,16 +152,16 @@ task "demo" {{
             eprintln!("{}", destination.server_log());
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        if let Some(s) = engine::read_status_file(&status_file) {
-            if let Some(t) = s.tasks.get("demo") {
-                println!(
-                    "round {round}: applied LSN {}, lag {} bytes, {:.1} s, {} transactions applied",
-                    t.applied_lsn.clone().unwrap_or_default(),
-                    t.lag_bytes.unwrap_or(0),
-                    t.lag_seconds.unwrap_or(0.0),
-                    t.transactions_applied
-                );
-            }
+        if let Some(s) = engine::read_status_file(&status_file)
+            && let Some(t) = s.tasks.get("demo")
+        {
+            println!(
+                "round {round}: applied LSN {}, lag {} bytes, {:.1} s, {} transactions applied",
+                t.applied_lsn.clone().unwrap_or_default(),
+                t.lag_bytes.unwrap_or(0),
+                t.lag_seconds.unwrap_or(0.0),
+                t.transactions_applied
+            );
         }
     }
 

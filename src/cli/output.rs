@@ -37,10 +37,10 @@ pub(super) fn print_event(event: Event) {
                 "task.{task}: precheck [{tag}] {}: {}",
                 check.name, check.detail
             );
-            if check.status != CheckStatus::Pass {
-                if let Some(fix) = check.fix {
-                    eprintln!("task.{task}:   fix: {fix}");
-                }
+            if check.status != CheckStatus::Pass
+                && let Some(fix) = check.fix
+            {
+                eprintln!("task.{task}:   fix: {fix}");
             }
         }
         Event::Step { task, message } => eprintln!("task.{task}: {message}"),

@@ -961,9 +961,14 @@ fn sslmode(value: &Value, sensitive: bool, subject: &str) -> Result<SslMode, Com
     Ok(match one_of(value, sensitive, subject, &SSL_MODES)? {
         "disable" => SslMode::Disable,
         "prefer" => SslMode::Prefer,
-        "require" => SslMode::Require,
-        "verify-ca" => SslMode::VerifyCa,
-        _ => SslMode::VerifyFull,
+        // TLS arrives with issue 7; until then a mode that demands it is
+        // refused rather than silently connecting in clear text.
+        mode => {
+            return Err((
+                format!("{subject} = {mode:?} needs TLS, which this version of pgsync does not support yet"),
+                Some("use sslmode = \"disable\" or \"prefer\" (plain connections) until TLS support lands".to_owned()),
+            ));
+        }
     })
 }
 

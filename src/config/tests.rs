@@ -70,7 +70,7 @@ fn valid_directory_parses_to_the_exact_state() {
         database: "app".into(),
         user: "replicator".into(),
         password: Some(Secret::new("src-secret")),
-        sslmode: SslMode::VerifyFull,
+        sslmode: SslMode::Disable,
     };
     let dst = EndpointSpec {
         name: "dst".into(),
@@ -700,5 +700,16 @@ fn inputs_debug_hides_values() {
     assert_eq!(
         shown,
         "Inputs { vars: [\"pw\", \"user\"], env: (2 variables) }"
+    );
+}
+
+#[test]
+fn tls_modes_are_refused_until_tls_is_supported() {
+    let text = "endpoint \"a\" {\n  host = \"h\"\n  database = \"d\"\n  user = \"u\"\n  sslmode = \"require\"\n}\n";
+    let err = parse_files(&[("t.hcl".into(), text.to_owned())], &Inputs::default()).unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.contains("t.hcl:5:13: `sslmode` in endpoint \"a\" = \"require\" needs TLS, which this version of pgsync does not support yet"),
+        "{shown}"
     );
 }

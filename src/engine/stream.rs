@@ -191,14 +191,14 @@ async fn stream_once(
             if cancel.is_cancelled() {
                 break Ok(());
             }
-            if let Some(target) = target {
-                if sink.applied().max(t.server_end) >= target {
-                    report(Event::Step {
-                        task: task.to_owned(),
-                        message: format!("caught up at {}", sink.applied().max(t.server_end)),
-                    });
-                    break Ok(());
-                }
+            if let Some(target) = target
+                && sink.applied().max(t.server_end) >= target
+            {
+                report(Event::Step {
+                    task: task.to_owned(),
+                    message: format!("caught up at {}", sink.applied().max(t.server_end)),
+                });
+                break Ok(());
             }
         }
         let token = if t.in_txn { &never } else { cancel };

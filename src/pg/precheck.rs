@@ -181,7 +181,7 @@ pub async fn source_checks(
                 format!("raise max_replication_slots to at least {} and restart the source, or drop unused slots", used_slots + slots_needed),
             )
         });
-        checks.push(if used_senders + 1 <= max_senders {
+        checks.push(if used_senders < max_senders {
             Check::pass(
                 "source.wal_senders",
                 format!("{used_senders} of {max_senders} WAL senders in use"),

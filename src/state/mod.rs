@@ -245,9 +245,17 @@ impl StateStore {
         let db = match sled::Config::new().path(dir.join("db")).open() {
             Ok(db) => db,
             Err(err) if is_lock_error(&err) => {
-                let pid = std::fs::read_to_string(dir.join("pid"))
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok());
+                // The holder writes its pid right after taking the lock.
+                let mut pid = None;
+                for _ in 0..10 {
+                    pid = std::fs::read_to_string(dir.join("pid"))
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok());
+                    if pid.is_some() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
                 return Err(StateError::Locked {
                     path: dir.to_owned(),
                     pid,

@@ -271,7 +271,10 @@ pub(super) struct Constraint {
     pub parent: u32,
     pub is_local: bool,
     pub validated: bool,
+    pub no_inherit: bool,
     pub referenced: u32,
+    /// `conkey`: the constrained columns.
+    pub columns: Vec<i16>,
     /// `pg_get_constraintdef`.
     pub definition: String,
     pub comment: Option<String>,
@@ -796,7 +799,8 @@ async fn load_table_parts(client: &Client, cat: &mut Catalog) -> Result<(), toki
         "select k.oid, k.conname::text, k.contype::text, k.conrelid, k.contypid, k.conindid, \
                 k.conparentid, k.conislocal, k.convalidated, k.confrelid, \
                 pg_catalog.pg_get_constraintdef(k.oid), \
-                pg_catalog.obj_description(k.oid, 'pg_constraint') \
+                pg_catalog.obj_description(k.oid, 'pg_constraint'), k.connoinherit, \
+                coalesce(k.conkey, '{{}}'::int2[]) \
          from pg_catalog.pg_constraint k join pg_catalog.pg_namespace n on n.oid = k.connamespace \
          where {USER_NS}"
     );
@@ -815,6 +819,8 @@ async fn load_table_parts(client: &Client, cat: &mut Catalog) -> Result<(), toki
                 referenced: row.get(9),
                 definition: row.get(10),
                 comment: row.get(11),
+                no_inherit: row.get(12),
+                columns: row.get(13),
             },
         );
     }

@@ -187,7 +187,10 @@ impl<'a> Renderer<'a> {
                 out.push(stmt(
                     "extension",
                     ext.name.clone(),
-                    format!("create extension if not exists {}{schema}", ident(&ext.name)),
+                    format!(
+                        "create extension if not exists {}{schema}",
+                        ident(&ext.name)
+                    ),
                 ));
             }
             Node::Collation(oid) => {
@@ -220,7 +223,11 @@ impl<'a> Renderer<'a> {
                 out.push(stmt(
                     "collation",
                     name,
-                    format!("create collation {} ({})", self.node_q(node), opts.join(", ")),
+                    format!(
+                        "create collation {} ({})",
+                        self.node_q(node),
+                        opts.join(", ")
+                    ),
                 ));
             }
             Node::Type(oid) => self.create_type(oid, node, out),
@@ -305,7 +312,16 @@ impl<'a> Renderer<'a> {
                     sql.push_str(&format!(" default {d}"));
                 }
                 if t.not_null {
-                    sql.push_str(" not null");
+                    match cat
+                        .constraints
+                        .values()
+                        .find(|c| c.domain == oid && c.kind == 'n')
+                    {
+                        Some(c) => {
+                            sql.push_str(&format!(" constraint {} not null", ident(&c.name)))
+                        }
+                        None => sql.push_str(" not null"),
+                    }
                 }
                 let mut checks: Vec<&Constraint> = cat
                     .constraints
@@ -378,8 +394,9 @@ impl<'a> Renderer<'a> {
         let f = &cat.functions[&oid];
         let name = cat.display(node);
         let Some(a) = cat.aggregates.get(&oid) else {
-            self.warnings
-                .push(format!("aggregate {name} has no pg_aggregate row; not created"));
+            self.warnings.push(format!(
+                "aggregate {name} has no pg_aggregate row; not created"
+            ));
             return;
         };
         let mut opts = Vec::new();
@@ -478,7 +495,11 @@ impl<'a> Renderer<'a> {
         let Some(s) = self.cat.sequences.get(&oid) else {
             return;
         };
-        let unlogged = if rel.persistence == 'u' { "unlogged " } else { "" };
+        let unlogged = if rel.persistence == 'u' {
+            "unlogged "
+        } else {
+            ""
+        };
         out.push(stmt(
             "sequence",
             self.rel_d(oid),
@@ -519,14 +540,43 @@ impl<'a> Renderer<'a> {
             _ => {}
         }
         if col.not_null {
-            s.push_str(" not null");
+            s.push_str(&self.not_null_clause(table, col));
         }
         s
     }
 
-    /// `alter column` statements for an inherited column whose default or
-    /// NOT NULL differs from the parent's.
-    fn inherited_column_fixes(&self, table: u32, parent: u32, col: &Column, out: &mut Vec<Statement>) {
+    /// The NOT NULL constraint (PostgreSQL 18 names them) on a column.
+    fn not_null_constraint(&self, table: u32, col: &Column) -> Option<&'a Constraint> {
+        self.cat
+            .constraints
+            .values()
+            .find(|c| c.kind == 'n' && c.relation == table && c.columns == [col.num])
+    }
+
+    /// ` not null`, named after the source's constraint when it has one.
+    fn not_null_clause(&self, table: u32, col: &Column) -> String {
+        match self.not_null_constraint(table, col) {
+            Some(c) => format!(
+                " constraint {} not null{}",
+                ident(&c.name),
+                if c.no_inherit { " no inherit" } else { "" }
+            ),
+            None => " not null".to_owned(),
+        }
+    }
+
+    /// For an inherited column: a column element when its NOT NULL
+    /// constraint is named differently from the parent's (18+), and `alter
+    /// column` statements when its default or NOT NULL differs.
+    fn inherited_column_fixes(
+        &self,
+        table: u32,
+        parent: u32,
+        partition: bool,
+        col: &Column,
+        elems: &mut Vec<String>,
+        out: &mut Vec<Statement>,
+    ) {
         let Some(pcol) = self
             .cat
             .columns
@@ -550,7 +600,19 @@ impl<'a> Renderer<'a> {
                 format!("alter table only {q} alter column {c} {action}"),
             ));
         }
-        if col.not_null && !pcol.not_null {
+        let own = self.not_null_constraint(table, col);
+        let inherited = self.not_null_constraint(parent, pcol);
+        if col.not_null
+            && let Some(own) = own
+            && inherited.is_none_or(|p| p.name != own.name || p.no_inherit)
+        {
+            let clause = self.not_null_clause(table, col);
+            elems.push(if partition {
+                format!("{} with options{clause}", ident(&col.name))
+            } else {
+                format!("{} {}{clause}", ident(&col.name), col.type_name)
+            });
+        } else if col.not_null && !pcol.not_null {
             out.push(stmt(
                 "not null",
                 format!("{}.{}", self.rel_d(table), col.name),
@@ -568,15 +630,16 @@ impl<'a> Renderer<'a> {
         let mut after = Vec::new();
         for col in cat.columns.get(&oid).into_iter().flatten() {
             let inherited = partition_of.is_some() || (!parents.is_empty() && !col.is_local);
-            if inherited {
-                if let Some(parent) = parents.iter().find(|p| {
+            if inherited
+                && let Some(parent) = parents.iter().find(|p| {
                     cat.columns
                         .get(p)
                         .is_some_and(|cs| cs.iter().any(|pc| pc.name == col.name))
-                }) {
-                    self.inherited_column_fixes(oid, *parent, col, &mut after);
-                    continue;
-                }
+                })
+            {
+                let partition = partition_of.is_some();
+                self.inherited_column_fixes(oid, *parent, partition, col, &mut elems, &mut after);
+                continue;
             }
             elems.push(self.column_def(oid, col));
         }
@@ -591,7 +654,11 @@ impl<'a> Renderer<'a> {
             elems.push(format!("constraint {} {}", ident(&c.name), c.definition));
         }
 
-        let unlogged = if rel.persistence == 'u' { "unlogged " } else { "" };
+        let unlogged = if rel.persistence == 'u' {
+            "unlogged "
+        } else {
+            ""
+        };
         let mut sql = format!("create {unlogged}table {q}");
         match partition_of {
             Some(parent) => {
@@ -721,6 +788,7 @@ impl<'a> Renderer<'a> {
         let in_set = |rel: u32| self.sel.has_relation(rel);
 
         // NOT VALID checks: the data may break them, so they come after it.
+        let mut late_checks = HashSet::new();
         for (&oid, c) in &cat.constraints {
             if c.kind != 'c' || c.validated {
                 continue;
@@ -741,6 +809,7 @@ impl<'a> Renderer<'a> {
                 && (c.is_local || self.parents_in_set(c.relation).is_empty())
                 && !self.blocked(PG_CONSTRAINT, oid, &format!("check {}", c.name))
             {
+                late_checks.insert(oid);
                 out.push(stmt(
                     "check",
                     format!("{}.{}", self.rel_d(c.relation), c.name),
@@ -770,7 +839,12 @@ impl<'a> Renderer<'a> {
                 let is_constraint = index_constraint
                     .get(oid)
                     .is_some_and(|c| c.relation == i.relation);
-                (self.depth(i.relation), !is_constraint, i.name.as_str(), *oid)
+                (
+                    self.depth(i.relation),
+                    !is_constraint,
+                    i.name.as_str(),
+                    *oid,
+                )
             })
             .collect();
         indexes.sort();
@@ -781,14 +855,18 @@ impl<'a> Renderer<'a> {
             let iq = qualified(cat.schema_name(idx.schema), &idx.name);
             let idisplay = format!("{}.{}", cat.schema_name(idx.schema), idx.name);
             if !idx.valid && idx.kind != 'I' {
-                self.warnings
-                    .push(format!("index {idisplay} is invalid on the source; not created"));
+                self.warnings.push(format!(
+                    "index {idisplay} is invalid on the source; not created"
+                ));
                 continue;
             }
             if self.blocked(PG_CLASS, oid, &format!("index {idisplay}")) {
                 continue;
             }
-            match index_constraint.get(&oid).filter(|c| c.relation == idx.relation) {
+            match index_constraint
+                .get(&oid)
+                .filter(|c| c.relation == idx.relation)
+            {
                 Some(c) => {
                     out.push(stmt(
                         "constraint",
@@ -843,11 +921,9 @@ impl<'a> Renderer<'a> {
             let action = match rel.replica_identity {
                 'f' => "full".to_owned(),
                 'n' => "nothing".to_owned(),
-                'i' => match cat
-                    .indexes
-                    .iter()
-                    .find(|(i, idx)| idx.relation == oid && idx.replica_identity && made.contains(*i))
-                {
+                'i' => match cat.indexes.iter().find(|(i, idx)| {
+                    idx.relation == oid && idx.replica_identity && made.contains(*i)
+                }) {
                     Some((_, idx)) => format!("using index {}", ident(&idx.name)),
                     None => continue,
                 },
@@ -856,7 +932,10 @@ impl<'a> Renderer<'a> {
             out.push(stmt(
                 "replica identity",
                 self.rel_d(oid),
-                format!("alter table only {} replica identity {action}", self.rel_q(oid)),
+                format!(
+                    "alter table only {} replica identity {action}",
+                    self.rel_q(oid)
+                ),
             ));
         }
 
@@ -883,7 +962,11 @@ impl<'a> Renderer<'a> {
             if c.parent != 0 && cat.constraints.get(&c.parent).is_some_and(fk_ok) {
                 continue;
             }
-            let only = if cat.relations[&c.relation].kind == 'p' { "" } else { "only " };
+            let only = if cat.relations[&c.relation].kind == 'p' {
+                ""
+            } else {
+                "only "
+            };
             out.push(stmt(
                 "foreign key",
                 format!("{}.{}", self.rel_d(c.relation), c.name),
@@ -896,13 +979,13 @@ impl<'a> Renderer<'a> {
             ));
             self.constraint_comment(c, &mut comments);
         }
-        for c in cat.constraints.values() {
-            if c.domain != 0 && self.sel.nodes.contains(&Node::Type(c.domain)) {
-                self.constraint_comment(c, &mut comments);
-            } else if c.kind == 'c'
+        for (oid, c) in &cat.constraints {
+            let on_domain = c.domain != 0 && self.sel.nodes.contains(&Node::Type(c.domain));
+            let inline_check = c.kind == 'c'
+                && c.validated
                 && in_set(c.relation)
-                && (c.is_local || self.parents_in_set(c.relation).is_empty())
-            {
+                && (c.is_local || self.parents_in_set(c.relation).is_empty());
+            if on_domain || inline_check || late_checks.contains(oid) {
                 self.constraint_comment(c, &mut comments);
             }
         }
@@ -913,7 +996,14 @@ impl<'a> Renderer<'a> {
             .triggers
             .iter()
             .filter(|(_, t)| in_set(t.relation))
-            .map(|(oid, t)| (self.depth(t.relation), self.rel_d(t.relation), t.name.as_str(), *oid))
+            .map(|(oid, t)| {
+                (
+                    self.depth(t.relation),
+                    self.rel_d(t.relation),
+                    t.name.as_str(),
+                    *oid,
+                )
+            })
             .collect();
         triggers.sort();
         for (_, _, _, oid) in triggers {
@@ -985,7 +1075,11 @@ impl<'a> Renderer<'a> {
                 comments.push(stmt(
                     "comment",
                     format!("rule {display}"),
-                    format!("comment on rule {} on {q} is {}", ident(&r.name), literal(text)),
+                    format!(
+                        "comment on rule {} on {q} is {}",
+                        ident(&r.name),
+                        literal(text)
+                    ),
                 ));
             }
         }
@@ -1028,7 +1122,11 @@ impl<'a> Renderer<'a> {
                 comments.push(stmt(
                     "comment",
                     format!("policy {display}"),
-                    format!("comment on policy {} on {q} is {}", ident(&p.name), literal(text)),
+                    format!(
+                        "comment on policy {} on {q} is {}",
+                        ident(&p.name),
+                        literal(text)
+                    ),
                 ));
             }
         }
@@ -1174,6 +1272,9 @@ mod tests {
 
     #[test]
     fn catalog_pairs_are_quoted() {
-        assert_eq!(pair(&["pg_catalog".into(), "C".into()]), "\"pg_catalog\".\"C\"");
+        assert_eq!(
+            pair(&["pg_catalog".into(), "C".into()]),
+            "\"pg_catalog\".\"C\""
+        );
     }
 }

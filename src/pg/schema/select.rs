@@ -542,3 +542,253 @@ pub(super) fn select(cat: &Catalog, selection: &SchemaSelection) -> Selected {
         warnings,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::QualifiedName;
+    use crate::pg::schema::catalog::{
+        Column, Depend, Extension, Function, Namespace, Relation, Rule, Sequence, TypeInfo,
+    };
+
+    const PUBLIC: u32 = 2200;
+    const OTHER: u32 = 16400;
+    const T: u32 = 16500;
+    const T_ROW: u32 = 16501;
+    const T_ARRAY: u32 = 16502;
+    const DOMAIN: u32 = 16510;
+    const F: u32 = 16520;
+    const SEQ: u32 = 16530;
+    const ATTRDEF: u32 = 16540;
+    const V: u32 = 16550;
+    const V_RULE: u32 = 16551;
+    const U: u32 = 16560;
+    const EXT: u32 = 16600;
+    const CITEXT: u32 = 16610;
+
+    fn relation(schema: u32, name: &str, kind: char, reltype: u32) -> Relation {
+        Relation {
+            schema,
+            name: name.into(),
+            kind,
+            persistence: 'p',
+            reltype,
+            is_partition: false,
+            replica_identity: 'd',
+            options: Vec::new(),
+            row_security: false,
+            force_row_security: false,
+            populated: true,
+            access_method: None,
+            partition_key: None,
+            partition_bound: None,
+            view_definition: None,
+            size: 0,
+            has_key: false,
+            comment: None,
+        }
+    }
+
+    fn type_info(name: &str, typtype: char, typrelid: u32, array_of: u32) -> TypeInfo {
+        TypeInfo {
+            schema: PUBLIC,
+            name: name.into(),
+            typtype,
+            typrelid,
+            array_of,
+            domain_base: None,
+            not_null: false,
+            default: None,
+            collation: None,
+            comment: None,
+        }
+    }
+
+    fn dep(classid: u32, objid: u32, refclassid: u32, refobjid: u32, deptype: char) -> Depend {
+        Depend {
+            classid,
+            objid,
+            refclassid,
+            refobjid,
+            deptype,
+        }
+    }
+
+    /// public.t (a column of domain public.d, a citext column and a serial
+    /// default on public.s), public.f() returning setof public.t, and
+    /// public.v reading other.u.
+    fn catalog() -> Catalog {
+        let mut cat = Catalog::default();
+        for (oid, name) in [(PUBLIC, "public"), (OTHER, "other")] {
+            cat.namespaces.insert(
+                oid,
+                Namespace {
+                    name: name.into(),
+                    comment: None,
+                },
+            );
+        }
+        cat.extensions.insert(
+            EXT,
+            Extension {
+                name: "citext".into(),
+                schema: PUBLIC,
+            },
+        );
+        cat.members.insert((PG_TYPE, CITEXT), EXT);
+        cat.relations.insert(T, relation(PUBLIC, "t", 'r', T_ROW));
+        cat.relations.insert(SEQ, relation(PUBLIC, "s", 'S', 0));
+        cat.relations.insert(V, relation(PUBLIC, "v", 'v', 0));
+        cat.relations.insert(U, relation(OTHER, "u", 'r', 0));
+        cat.columns.insert(
+            T,
+            vec![Column {
+                num: 1,
+                name: "id".into(),
+                type_name: "integer".into(),
+                not_null: true,
+                default: Some("nextval('public.s'::regclass)".into()),
+                identity: None,
+                generated: None,
+                collation: None,
+                is_local: true,
+                comment: None,
+            }],
+        );
+        cat.sequences.insert(
+            SEQ,
+            Sequence {
+                type_name: "integer".into(),
+                start: 1,
+                increment: 1,
+                max: i64::from(i32::MAX),
+                min: 1,
+                cache: 1,
+                cycle: false,
+                owner: Some((T, 1)),
+                identity: false,
+            },
+        );
+        cat.types.insert(T_ROW, type_info("t", 'c', T, 0));
+        cat.types.insert(T_ARRAY, type_info("_t", 'b', 0, T_ROW));
+        cat.types.insert(DOMAIN, type_info("d", 'd', 0, 0));
+        cat.types.insert(CITEXT, type_info("citext", 'b', 0, 0));
+        cat.functions.insert(
+            F,
+            Function {
+                schema: PUBLIC,
+                name: "f".into(),
+                kind: 'f',
+                identity_args: String::new(),
+                args: String::new(),
+                definition: Some("create function …".into()),
+                parallel: 'u',
+                made_by_type: None,
+                comment: None,
+            },
+        );
+        cat.attrdefs.insert(ATTRDEF, T);
+        cat.rules.insert(
+            V_RULE,
+            Rule {
+                relation: V,
+                name: "_RETURN".into(),
+                enabled: 'O',
+                definition: None,
+                comment: None,
+            },
+        );
+        cat.depends = vec![
+            dep(PG_CLASS, T, PG_TYPE, DOMAIN, 'n'),
+            dep(PG_CLASS, T, PG_TYPE, CITEXT, 'n'),
+            dep(PG_ATTRDEF, ATTRDEF, PG_CLASS, SEQ, 'n'),
+            dep(PG_CLASS, SEQ, PG_CLASS, T, 'a'),
+            dep(PG_PROC, F, PG_TYPE, T_ROW, 'n'),
+            dep(PG_REWRITE, V_RULE, PG_CLASS, U, 'n'),
+        ];
+        cat
+    }
+
+    fn names(cat: &Catalog, selected: &Selected) -> Vec<String> {
+        selected.order.iter().map(|n| cat.display(*n)).collect()
+    }
+
+    #[test]
+    fn rows_arrays_and_members_map_to_what_creates_them() {
+        let cat = catalog();
+        assert_eq!(cat.node_of(PG_TYPE, T_ARRAY), Some(Node::Relation(T)));
+        assert_eq!(cat.node_of(PG_TYPE, T_ROW), Some(Node::Relation(T)));
+        assert_eq!(cat.node_of(PG_TYPE, CITEXT), Some(Node::Extension(EXT)));
+        assert_eq!(cat.node_of(PG_ATTRDEF, ATTRDEF), Some(Node::Relation(T)));
+        assert_eq!(cat.node_of(PG_REWRITE, V_RULE), Some(Node::Relation(V)));
+        assert_eq!(
+            cat.node_of(PG_PROC, 1),
+            None,
+            "system objects map to nothing"
+        );
+    }
+
+    #[test]
+    fn a_schema_comes_in_dependency_order_without_what_needs_other_schemas() {
+        let cat = catalog();
+        let selection = SchemaSelection {
+            schemas: vec!["public".into()],
+            ..SchemaSelection::default()
+        };
+        let selected = select(&cat, &selection);
+        // The serial sequence before its table (no cycle through OWNED BY),
+        // the function returning the table's rows after the table.
+        assert_eq!(
+            names(&cat, &selected),
+            [
+                "public",
+                "public.citext",
+                "public.d",
+                "public.s",
+                "public.t",
+                "public.f()"
+            ]
+        );
+        assert_eq!(
+            selected.warnings,
+            ["public.v is not created: it depends on other.u, which is not selected"]
+        );
+    }
+
+    #[test]
+    fn a_table_brings_its_types_sequences_and_extensions_only() {
+        let cat = catalog();
+        let selection = SchemaSelection {
+            tables: vec![QualifiedName::new("public", "t")],
+            ..SchemaSelection::default()
+        };
+        let selected = select(&cat, &selection);
+        assert_eq!(
+            names(&cat, &selected),
+            [
+                "public",
+                "public.citext",
+                "public.d",
+                "public.s",
+                "public.t"
+            ]
+        );
+        assert!(selected.warnings.is_empty(), "{:?}", selected.warnings);
+    }
+
+    #[test]
+    fn excluded_tables_take_their_sequences_with_them() {
+        let cat = catalog();
+        let selection = SchemaSelection {
+            schemas: vec!["public".into()],
+            exclude: vec![QualifiedName::new("public", "*")],
+            ..SchemaSelection::default()
+        };
+        let selected = select(&cat, &selection);
+        let names = names(&cat, &selected);
+        assert!(!names.contains(&"public.t".to_owned()), "{names:?}");
+        assert!(!names.contains(&"public.s".to_owned()), "{names:?}");
+        // f returns t's rows: left out with a warning, like v.
+        assert!(!names.contains(&"public.f()".to_owned()), "{names:?}");
+    }
+}

@@ -20,7 +20,7 @@ endpoint "src" {
   database = "app"
   user     = "replicator"
   password = env("SRC_PASSWORD")
-  sslmode  = "verify-full"
+  sslmode  = "disable"
 }
 
 endpoint "dst" {
