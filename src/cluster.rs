@@ -190,6 +190,14 @@ impl LocalCluster {
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         let _ = self.pg_ctl("stop");
+        // Keep the server log for diagnosis when asked to.
+        if let Some(dir) = std::env::var_os("PGSYNC_CLUSTER_LOG_DIR") {
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::copy(
+                self.dir.path().join("server.log"),
+                Path::new(&dir).join(format!("pg-{}.log", self.port)),
+            );
+        }
     }
 }
 

@@ -332,11 +332,11 @@ impl Sink {
         }
         let identity = old.unwrap_or(new);
         check_shape(rel, identity)?;
-        let set: Vec<bool> = new
-            .iter()
-            .zip(&rel.types)
-            .map(|(v, t)| t.is_some() && *v != Value::Unchanged)
-            .collect();
+        let set = set_columns(rel, new, old.is_some());
+        if !set.contains(&true) {
+            // Only unchanged TOAST values besides the key: nothing to write.
+            return Ok(());
+        }
         let wher = where_columns(rel, identity);
         let mut mask = set.clone();
         mask.extend(&wher);
@@ -501,7 +501,7 @@ impl Sink {
             .get(&relid)
             .ok_or(SinkError::UnknownRelation(relid))?;
         let sql = statement_sql(rel, kind, &key.2);
-        let n = sql.matches('$').count();
+        let n = key.2.iter().filter(|bound| **bound).count();
         let stmt = self
             .client()
             .prepare_typed(&sql, &vec![Type::TEXT; n])
@@ -532,6 +532,18 @@ fn check_shape(rel: &Rel, tuple: &[Value<'_>]) -> Result<(), SinkError> {
             expected: rel.desc.columns.len(),
         })
     }
+}
+
+/// Which columns an UPDATE sets: those that changed and are not generated
+/// on the destination. Without an old tuple the key did not change: it
+/// identifies the row and is not set again (an identity ALWAYS key may not
+/// be updated).
+fn set_columns(rel: &Rel, new: &[Value<'_>], has_old: bool) -> Vec<bool> {
+    new.iter()
+        .zip(&rel.types)
+        .zip(&rel.desc.columns)
+        .map(|((v, t), c)| t.is_some() && *v != Value::Unchanged && (has_old || !c.key))
+        .collect()
 }
 
 /// Which columns identify the row: the replica identity columns, or for
@@ -601,7 +613,7 @@ fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
                 .collect();
             let values: Vec<String> = (0..n).filter(|&i| mask[i]).map(&mut param).collect();
             format!(
-                "insert into {table} ({}) values ({})",
+                "insert into {table} ({}) overriding system value values ({})",
                 names.join(", "),
                 values.join(", ")
             )
@@ -670,21 +682,21 @@ mod tests {
         let r = rel(b'd');
         assert_eq!(
             statement_sql(&r, b'I', &[true, true, false]),
-            "insert into \"public\".\"t\"\"x\" (\"id\", \"body\") values ($1::integer, $2::text)"
+            "insert into \"public\".\"t\"\"x\" (\"id\", \"body\") overriding system value values ($1::integer, $2::text)"
         );
         // Unchanged TOAST body: not in SET.
-        let new = [Value::Text(b"1"), Value::Unchanged, Value::Null];
-        let set: Vec<bool> = new
-            .iter()
-            .zip(&r.types)
-            .map(|(v, t)| t.is_some() && *v != Value::Unchanged)
-            .collect();
-        let mut mask = set.clone();
+        let new = [Value::Text(b"1"), Value::Text(b"b"), Value::Null];
+        let mut mask = set_columns(&r, &new, false);
         mask.extend(where_columns(&r, &new));
         assert_eq!(
             statement_sql(&r, b'U', &mask),
-            "update \"public\".\"t\"\"x\" set \"id\" = $1::integer where \"id\" = $2::integer"
+            "update \"public\".\"t\"\"x\" set \"body\" = $1::text where \"id\" = $2::integer"
         );
+        // Unchanged TOAST body and an unchanged key: nothing to set.
+        let untouched = [Value::Text(b"1"), Value::Unchanged, Value::Null];
+        assert_eq!(set_columns(&r, &untouched, false), [false, false, false]);
+        // A key change (old tuple present) sets the key too.
+        assert_eq!(set_columns(&r, &new, true), [true, true, false]);
     }
 
     #[test]

@@ -15,11 +15,12 @@
 //!   server reads back unambiguously. The caller's settings are restored.
 //! - **Order.** `pre_data` creates schemas, extensions, collations, types,
 //!   sequences, functions, aggregates, tables, views and materialized views
-//!   in `pg_depend` order (see [`graph`]); a function returning a table's row
-//!   type comes after the table, a view after the views it reads. `post_data`
-//!   adds what would slow the copy or could reject its rows: keys, indexes,
-//!   foreign keys, triggers, rules, policies, NOT VALID checks, then
-//!   refreshes populated materialized views and sets sequences.
+//!   in `pg_depend` order (a topological sort, ties broken by kind and
+//!   name); a function returning a table's row type comes after the table,
+//!   a view after the views it reads. `post_data` adds what would slow the
+//!   copy or could reject its rows: keys, indexes, foreign keys, triggers,
+//!   rules, policies, NOT VALID checks, then refreshes populated
+//!   materialized views and sets sequences.
 //! - **Partitions.** A partitioned table is created with its partitions
 //!   (`PARTITION OF … FOR VALUES …`); its keys and indexes are created on the
 //!   parent alone (`ONLY`), then on each partition under the source's name,
@@ -33,17 +34,24 @@
 //!   one by one: `create extension if not exists` covers them.
 //! - **Snapshot.** Everything is read on the caller's session, so calling
 //!   [`generate`] inside the transaction that imported the copy's snapshot
-//!   gives the schema, sequence values included, as of that snapshot.
+//!   gives the schema as of that snapshot. Sequence values are not
+//!   transactional: `setval` uses the value read at that moment, which is
+//!   at least the value any copied row was given.
 //!
-//! Sources from PostgreSQL 12 on are supported (the queries use
-//! `attgenerated`, `prokind` and `conparentid`). The statements run on a
-//! destination of the same or a newer major version.
+//! Sources from PostgreSQL 12 on are meant to work (the queries need
+//! `attgenerated`, `prokind` and `conparentid`); 15 and 18 are tested, and
+//! 15 → 18. The statements run on a destination of the same or a newer
+//! major version. PostgreSQL 18's named NOT NULL constraints keep their
+//! names.
 //!
-//! Not created (reported in [`SchemaScript::warnings`] where they occur):
-//! owners and grants, foreign tables and servers, user-defined base types,
-//! operators, operator classes and families, casts, text search objects,
-//! event triggers, publications and subscriptions, statistics objects,
-//! security labels, tablespaces, and range types' canonical functions.
+//! Not created: owners and grants, tablespaces, security labels, foreign
+//! tables and servers, user-defined base types, operators, operator classes
+//! and families, casts, text search objects, statistics objects, event
+//! triggers, publications and subscriptions, and range types' canonical
+//! functions. [`SchemaScript::warnings`] names the foreign tables, base
+//! types and canonical functions met, and every object left out because it
+//! needs an unselected table. Policies name their roles, which must exist
+//! on the destination.
 
 mod catalog;
 mod ddl;
