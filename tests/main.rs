@@ -6,3 +6,4 @@ mod support;
 mod cli;
 mod cluster_smoke;
 mod e2e_pagila;
+mod schema_sync;

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod compare;
 mod connect;
+pub mod ddl_capture;
 pub mod precheck;
 pub mod slot;
 

@@ -1,6 +1,8 @@
 //! SQL text built from model values: the one quoting function and the helper
 //! objects' names. Pure.
 
+pub mod split;
+
 /// Quotes an identifier the way `quote_ident()` would when in doubt: always
 /// double-quoted, embedded `"` doubled (PostgreSQL docs §4.1.1 "Identifiers
 /// and Key Words"). Every identifier that reaches SQL goes through here.

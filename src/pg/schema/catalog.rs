@@ -70,8 +70,8 @@ pub(super) struct Catalog {
     pub triggers: BTreeMap<u32, Trigger>,
     pub rules: BTreeMap<u32, Rule>,
     pub policies: BTreeMap<u32, Policy>,
-    /// `pg_attrdef.oid` → `adrelid`.
-    pub attrdefs: HashMap<u32, u32>,
+    /// `pg_attrdef.oid` → `(adrelid, adnum)`.
+    pub attrdefs: HashMap<u32, (u32, i16)>,
     pub depends: Vec<Depend>,
 }
 
@@ -924,12 +924,12 @@ async fn load_table_parts(client: &Client, cat: &mut Catalog) -> Result<(), toki
 
     for row in client
         .query(
-            "select oid, adrelid from pg_catalog.pg_attrdef where oid >= 16384",
+            "select oid, adrelid, adnum from pg_catalog.pg_attrdef where oid >= 16384",
             &[],
         )
         .await?
     {
-        cat.attrdefs.insert(row.get(0), row.get(1));
+        cat.attrdefs.insert(row.get(0), (row.get(1), row.get(2)));
     }
     Ok(())
 }

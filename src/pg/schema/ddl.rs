@@ -21,6 +21,12 @@ pub(super) struct Renderer<'a> {
     sel: &'a Selected,
     /// `(last_value, is_called)` by sequence OID.
     seq_values: &'a HashMap<u32, (i64, bool)>,
+    /// Constraints by (is a domain's, table or domain OID).
+    constraints_of: HashMap<(bool, u32), Vec<&'a Constraint>>,
+    /// Owned (serial and identity) sequences by table OID.
+    sequences_of: HashMap<u32, Vec<u32>>,
+    /// Indexes by table OID.
+    indexes_of: HashMap<u32, Vec<u32>>,
     pub warnings: Vec<String>,
 }
 
@@ -48,11 +54,29 @@ pub(super) fn with_options(options: &[String]) -> String {
     let items: Vec<String> = options
         .iter()
         .map(|o| match o.split_once('=') {
-            Some((k, v)) => format!("{k}={}", literal(v)),
-            None => o.clone(),
+            // Option names are plain words (`fillfactor`, `toast.x`); anything
+            // else is quoted.
+            Some((k, v)) if is_option_name(k) => format!("{k}={}", literal(v)),
+            Some((k, v)) => format!("{}={}", ident(k), literal(v)),
+            None => ident(o),
         })
         .collect();
     format!(" with ({})", items.join(", "))
+}
+
+/// `[a-z_][a-z0-9_]*`, optionally prefixed by one such word and a dot.
+fn is_option_name(name: &str) -> bool {
+    let word = |w: &str| {
+        w.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && w.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    match name.split_once('.') {
+        Some((ns, rest)) => word(ns) && word(rest),
+        None => word(name),
+    }
 }
 
 /// A view definition from `pg_get_viewdef`, without its trailing `;`.
@@ -77,12 +101,69 @@ impl<'a> Renderer<'a> {
         sel: &'a Selected,
         seq_values: &'a HashMap<u32, (i64, bool)>,
     ) -> Self {
+        let mut constraints_of: HashMap<(bool, u32), Vec<&'a Constraint>> = HashMap::new();
+        for c in cat.constraints.values() {
+            let owner = if c.domain != 0 {
+                (true, c.domain)
+            } else {
+                (false, c.relation)
+            };
+            constraints_of.entry(owner).or_default().push(c);
+        }
+        for list in constraints_of.values_mut() {
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        let mut sequences_of: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (oid, seq) in &cat.sequences {
+            if let Some((table, _)) = seq.owner {
+                sequences_of.entry(table).or_default().push(*oid);
+            }
+        }
+        let mut indexes_of: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (oid, idx) in &cat.indexes {
+            indexes_of.entry(idx.relation).or_default().push(*oid);
+        }
         Renderer {
             cat,
             sel,
             seq_values,
+            constraints_of,
+            sequences_of,
+            indexes_of,
             warnings: Vec::new(),
         }
+    }
+
+    /// Constraints of a table, by name.
+    fn constraints(&self, table: u32) -> impl Iterator<Item = &'a Constraint> + '_ {
+        self.constraints_of
+            .get(&(false, table))
+            .into_iter()
+            .flatten()
+            .copied()
+    }
+
+    /// Constraints of a domain, by name.
+    fn domain_constraints(&self, domain: u32) -> impl Iterator<Item = &'a Constraint> + '_ {
+        self.constraints_of
+            .get(&(true, domain))
+            .into_iter()
+            .flatten()
+            .copied()
+    }
+
+    /// The sequence owned by (or backing the identity of) a column.
+    fn sequence_of(&self, table: u32, col: &Column, identity: bool) -> Option<u32> {
+        self.sequences_of
+            .get(&table)
+            .into_iter()
+            .flatten()
+            .copied()
+            .find(|oid| {
+                self.cat.sequences.get(oid).is_some_and(|s| {
+                    s.identity == identity && s.owner == Some((table, i32::from(col.num)))
+                })
+            })
     }
 
     fn rel(&self, oid: u32) -> Option<&'a Relation> {
@@ -162,6 +243,28 @@ impl<'a> Renderer<'a> {
         )];
         for node in &self.sel.order {
             self.create(*node, &mut out);
+        }
+        for (table, num) in &self.sel.deferred_defaults {
+            let col = self
+                .cat
+                .columns
+                .get(table)
+                .into_iter()
+                .flatten()
+                .find(|c| c.num == *num);
+            if let Some(col) = col
+                && let Some(expr) = &col.default
+            {
+                out.push(stmt(
+                    "column default",
+                    format!("{}.{}", self.rel_d(*table), col.name),
+                    format!(
+                        "alter table only {} alter column {} set default {expr}",
+                        self.rel_q(*table),
+                        ident(&col.name)
+                    ),
+                ));
+            }
         }
         for node in &self.sel.order {
             self.pre_comments(*node, &mut out);
@@ -312,23 +415,16 @@ impl<'a> Renderer<'a> {
                     sql.push_str(&format!(" default {d}"));
                 }
                 if t.not_null {
-                    match cat
-                        .constraints
-                        .values()
-                        .find(|c| c.domain == oid && c.kind == 'n')
-                    {
+                    match self.domain_constraints(oid).find(|c| c.kind == 'n') {
                         Some(c) => {
                             sql.push_str(&format!(" constraint {} not null", ident(&c.name)))
                         }
                         None => sql.push_str(" not null"),
                     }
                 }
-                let mut checks: Vec<&Constraint> = cat
-                    .constraints
-                    .values()
-                    .filter(|c| c.domain == oid && c.kind == 'c' && c.validated)
-                    .collect();
-                checks.sort_by(|a, b| a.name.cmp(&b.name));
+                let checks = self
+                    .domain_constraints(oid)
+                    .filter(|c| c.kind == 'c' && c.validated);
                 for c in checks {
                     sql.push_str(&format!(" constraint {} {}", ident(&c.name), c.definition));
                 }
@@ -521,14 +617,11 @@ impl<'a> Renderer<'a> {
             (Some(kind), _, _) => {
                 let when = if kind == 'a' { "always" } else { "by default" };
                 s.push_str(&format!(" generated {when} as identity"));
-                let seq = self.cat.sequences.iter().find(|(_, seq)| {
-                    seq.identity && seq.owner == Some((table, i32::from(col.num)))
-                });
-                if let Some((seq_oid, _)) = seq {
+                if let Some(seq) = self.sequence_of(table, col, true) {
                     s.push_str(&format!(
                         " (sequence name {} {})",
-                        self.rel_q(*seq_oid),
-                        self.sequence_options(*seq_oid).unwrap_or_default()
+                        self.rel_q(seq),
+                        self.sequence_options(seq).unwrap_or_default()
                     ));
                 }
             }
@@ -536,7 +629,9 @@ impl<'a> Renderer<'a> {
                 let how = if g == 'v' { "virtual" } else { "stored" };
                 s.push_str(&format!(" generated always as ({expr}) {how}"));
             }
-            (None, None, Some(expr)) => s.push_str(&format!(" default {expr}")),
+            (None, None, Some(expr)) if !self.sel.deferred_defaults.contains(&(table, col.num)) => {
+                s.push_str(&format!(" default {expr}"));
+            }
             _ => {}
         }
         if col.not_null {
@@ -547,10 +642,8 @@ impl<'a> Renderer<'a> {
 
     /// The NOT NULL constraint (PostgreSQL 18 names them) on a column.
     fn not_null_constraint(&self, table: u32, col: &Column) -> Option<&'a Constraint> {
-        self.cat
-            .constraints
-            .values()
-            .find(|c| c.kind == 'n' && c.relation == table && c.columns == [col.num])
+        self.constraints(table)
+            .find(|c| c.kind == 'n' && c.columns == [col.num])
     }
 
     /// ` not null`, named after the source's constraint when it has one.
@@ -589,7 +682,11 @@ impl<'a> Renderer<'a> {
         };
         let q = self.rel_q(table);
         let c = ident(&col.name);
-        if col.identity.is_none() && col.generated.is_none() && col.default != pcol.default {
+        if col.identity.is_none()
+            && col.generated.is_none()
+            && col.default != pcol.default
+            && !self.sel.deferred_defaults.contains(&(table, col.num))
+        {
             let action = match &col.default {
                 Some(d) => format!("set default {d}"),
                 None => "drop default".to_owned(),
@@ -643,13 +740,10 @@ impl<'a> Renderer<'a> {
             }
             elems.push(self.column_def(oid, col));
         }
-        let mut checks: Vec<&Constraint> = cat
-            .constraints
-            .values()
-            .filter(|c| c.relation == oid && c.kind == 'c' && c.validated)
-            .filter(|c| c.is_local || parents.is_empty())
-            .collect();
-        checks.sort_by(|a, b| a.name.cmp(&b.name));
+        let checks = self
+            .constraints(oid)
+            .filter(|c| c.kind == 'c' && c.validated)
+            .filter(|c| c.is_local || parents.is_empty());
         for c in checks {
             elems.push(format!("constraint {} {}", ident(&c.name), c.definition));
         }
@@ -687,24 +781,16 @@ impl<'a> Renderer<'a> {
         out.push(stmt("table", self.rel_d(oid), sql));
         out.append(&mut after);
 
-        for (seq_oid, seq) in &cat.sequences {
-            if let Some((table, attnum)) = seq.owner
-                && table == oid
-                && !seq.identity
-                && self.sel.has_relation(*seq_oid)
-                && let Some(col) = cat
-                    .columns
-                    .get(&oid)
-                    .into_iter()
-                    .flatten()
-                    .find(|c| i32::from(c.num) == attnum)
+        for col in cat.columns.get(&oid).into_iter().flatten() {
+            if let Some(seq) = self.sequence_of(oid, col, false)
+                && self.sel.has_relation(seq)
             {
                 out.push(stmt(
                     "sequence owned by",
-                    self.rel_d(*seq_oid),
+                    self.rel_d(seq),
                     format!(
                         "alter sequence {} owned by {q}.{}",
-                        self.rel_q(*seq_oid),
+                        self.rel_q(seq),
                         ident(&col.name)
                     ),
                 ));
@@ -921,10 +1007,14 @@ impl<'a> Renderer<'a> {
             let action = match rel.replica_identity {
                 'f' => "full".to_owned(),
                 'n' => "nothing".to_owned(),
-                'i' => match cat.indexes.iter().find(|(i, idx)| {
-                    idx.relation == oid && idx.replica_identity && made.contains(*i)
-                }) {
-                    Some((_, idx)) => format!("using index {}", ident(&idx.name)),
+                'i' => match self
+                    .indexes_of
+                    .get(&oid)
+                    .into_iter()
+                    .flatten()
+                    .find(|i| cat.indexes[*i].replica_identity && made.contains(*i))
+                {
+                    Some(i) => format!("using index {}", ident(&cat.indexes[i].name)),
                     None => continue,
                 },
                 _ => continue,
@@ -1254,6 +1344,10 @@ mod tests {
             " with (fillfactor='70', check_option='local')"
         );
         assert_eq!(with_options(&["x=it's".into()]), " with (x='it''s')");
+        assert_eq!(
+            with_options(&["toast.autovacuum_enabled=false".into(), "Odd Key=1".into()]),
+            " with (toast.autovacuum_enabled='false', \"Odd Key\"='1')"
+        );
     }
 
     #[test]

@@ -17,7 +17,10 @@
 //!   sequences, functions, aggregates, tables, views and materialized views
 //!   in `pg_depend` order (a topological sort, ties broken by kind and
 //!   name); a function returning a table's row type comes after the table,
-//!   a view after the views it reads. `post_data` adds what would slow the
+//!   a view after the views it reads. A column default that calls a
+//!   function whose SQL-standard body reads the table (a cycle) is set by
+//!   `alter column … set default` once the function exists; other cycles
+//!   are reported in the warnings. `post_data` adds what would slow the
 //!   copy or could reject its rows: keys, indexes, foreign keys, triggers,
 //!   rules, policies, NOT VALID checks, then refreshes populated
 //!   materialized views and sets sequences.

@@ -49,6 +49,10 @@ pub(super) struct Selected {
     /// trigger, rule or policy) that need an object which is not created,
     /// with that object.
     pub blocked: HashMap<(u32, u32), Node>,
+    /// Column defaults `(table, attnum)` set after the functions they call,
+    /// by `alter column … set default`: a dependency cycle (the function's
+    /// SQL-standard body reads the table) forced them out of the table.
+    pub deferred_defaults: BTreeSet<(u32, i16)>,
     /// Why objects were left out or may fail.
     pub warnings: Vec<String>,
 }
@@ -109,7 +113,7 @@ impl Catalog {
                     None => Some(Node::Function(objid)),
                 }
             }
-            PG_ATTRDEF => self.node_of(PG_CLASS, *self.attrdefs.get(&objid)?),
+            PG_ATTRDEF => self.node_of(PG_CLASS, self.attrdefs.get(&objid)?.0),
             PG_CONSTRAINT => {
                 let c = self.constraints.get(&objid)?;
                 if c.domain != 0 {
@@ -401,6 +405,10 @@ pub(super) fn select(cat: &Catalog, selection: &SchemaSelection) -> Selected {
     let mut deps: BTreeMap<Node, BTreeSet<Node>> = BTreeMap::new();
     let mut post_deps: HashMap<u32, BTreeSet<Node>> = HashMap::new();
     let mut post_refs: Vec<((u32, u32), u32, Node)> = Vec::new();
+    // Table → function edges that come from a column default only: a cycle
+    // through one of them is broken by setting the default later.
+    let mut default_edges: Vec<(Node, Node, (u32, i16))> = Vec::new();
+    let mut hard_edges: BTreeSet<(Node, Node)> = BTreeSet::new();
     for d in &cat.depends {
         let Some(to) = cat.node_of(d.refclassid, d.refobjid) else {
             continue;
@@ -419,6 +427,25 @@ pub(super) fn select(cat: &Catalog, selection: &SchemaSelection) -> Selected {
                     continue;
                 }
                 deps.entry(from).or_default().insert(to);
+                let plain_default = |(rel, num): &(u32, i16)| {
+                    cat.columns
+                        .get(rel)
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c.num == *num && c.generated.is_none())
+                };
+                match cat.attrdefs.get(&d.objid) {
+                    Some(column)
+                        if d.classid == PG_ATTRDEF
+                            && matches!(to, Node::Function(_))
+                            && plain_default(column) =>
+                    {
+                        default_edges.push((from, to, *column));
+                    }
+                    _ => {
+                        hard_edges.insert((from, to));
+                    }
+                }
             }
             None => {
                 if let Some(rel) = cat.post_owner(d.classid, d.objid) {
@@ -528,7 +555,34 @@ pub(super) fn select(cat: &Catalog, selection: &SchemaSelection) -> Selected {
         let (schema, name) = cat.node_name(*n);
         (cat.rank(*n), cat.schema_name(schema), name, *n)
     };
-    let sorted = toposort(&set, &edges, key);
+    let mut sorted = toposort(&set, &edges, key);
+    let mut deferred_defaults = BTreeSet::new();
+    if !sorted.cycle_breaks.is_empty() && !default_edges.is_empty() {
+        let soft: BTreeSet<(Node, Node)> = default_edges
+            .iter()
+            .map(|(from, to, _)| (*from, *to))
+            .filter(|pair| !hard_edges.contains(pair))
+            .collect();
+        let hard: Vec<(Node, Node)> = edges
+            .iter()
+            .copied()
+            .filter(|pair| !soft.contains(pair))
+            .collect();
+        sorted = toposort(&set, &hard, key);
+        let position: HashMap<Node, usize> = sorted
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, i))
+            .collect();
+        for (table, function, column) in &default_edges {
+            if let (Some(t), Some(f)) = (position.get(table), position.get(function))
+                && t < f
+            {
+                deferred_defaults.insert(*column);
+            }
+        }
+    }
     for node in &sorted.cycle_breaks {
         warnings.push(format!(
             "{} is part of a dependency cycle; it is created before some of what it needs",
@@ -539,6 +593,7 @@ pub(super) fn select(cat: &Catalog, selection: &SchemaSelection) -> Selected {
         order: sorted.order,
         nodes: set,
         blocked,
+        deferred_defaults,
         warnings,
     }
 }
@@ -687,7 +742,7 @@ mod tests {
                 comment: None,
             },
         );
-        cat.attrdefs.insert(ATTRDEF, T);
+        cat.attrdefs.insert(ATTRDEF, (T, 1));
         cat.rules.insert(
             V_RULE,
             Rule {

@@ -1,0 +1,574 @@
+//! Schema generation from the source catalogs (`pgsync::pg::schema`):
+//! pre-data, a plain COPY of every table, post-data, then the destination's
+//! schema fingerprint must equal the source's, and so must the row counts.
+
+use futures_util::{SinkExt, TryStreamExt};
+use pgsync::model::QualifiedName;
+use pgsync::pg::schema::{SchemaScript, SchemaSelection, Statement, generate};
+use pgsync::sql::{ident, qualified};
+use tokio_postgres::Client;
+
+use crate::support::pg::{Pair, column, connect, shared_testdata};
+
+/// Namespaces holding user objects (`n` is the `pg_namespace` alias).
+const USER_NS: &str = "n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') \
+     and n.nspname !~ '^pg_(toast_)?temp_'";
+
+/// One line per schema object of the database `client` is connected to,
+/// sorted: the object's kind and qualified name, then its normalized
+/// definition as the server deparses it. No OIDs, no attnums (dropped
+/// columns leave gaps on the source only): two databases with the same
+/// schema give the same lines, so `assert_eq!` on two fingerprints shows
+/// exactly what differs.
+///
+/// Covers schemas, extensions, collations, relations (kind, persistence,
+/// replica identity, partition key and bound, parents, options, RLS,
+/// populated), columns (type, collation, NOT NULL, default, identity,
+/// generated), constraints (`pg_get_constraintdef`), indexes
+/// (`pg_get_indexdef`, validity, parent index, clustered, replica identity),
+/// views and matviews (`pg_get_viewdef`), functions (`pg_get_functiondef`),
+/// aggregates, triggers (`pg_get_triggerdef` and `tgenabled`), rules,
+/// policies, sequences (parameters, owner, last value), enum labels, domains,
+/// composite and range types, and comments.
+pub async fn fingerprint(client: &Client) -> Vec<String> {
+    let sql = format!(
+        "
+with rel as (
+    select c.*, n.nspname, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as q
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace where {USER_NS}
+), typ as (
+    select t.*, quote_ident(n.nspname) || '.' || quote_ident(t.typname) as q
+      from pg_type t join pg_namespace n on n.oid = t.typnamespace where {USER_NS}
+), fn as (
+    select p.*, quote_ident(n.nspname) || '.' || quote_ident(p.proname)
+                || '(' || pg_get_function_identity_arguments(p.oid) || ')' as q
+      from pg_proc p join pg_namespace n on n.oid = p.pronamespace where {USER_NS}
+       and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass
+                       and d.objid = p.oid and d.deptype = 'e')
+)
+select 'schema ' || quote_ident(n.nspname) || ' comment=' || coalesce(obj_description(n.oid, 'pg_namespace'), '-')
+  from pg_namespace n where {USER_NS}
+union all
+select 'extension ' || e.extname || ' schema=' || e.extnamespace::regnamespace::text from pg_extension e
+union all
+select format('collation %s.%s provider=%s collate=%s ctype=%s deterministic=%s',
+              quote_ident(n.nspname), quote_ident(c.collname), c.collprovider, c.collcollate,
+              c.collctype, c.collisdeterministic)
+  from pg_collation c join pg_namespace n on n.oid = c.collnamespace where {USER_NS}
+union all
+select format('relation %s kind=%s persistence=%s replident=%s partkey=%s bound=%s parents=%s options=%s rls=%s/%s populated=%s comment=%s',
+              r.q, r.relkind, r.relpersistence, r.relreplident,
+              pg_get_partkeydef(r.oid), pg_get_expr(r.relpartbound, r.oid),
+              (select string_agg(i.inhparent::regclass::text, ',' order by i.inhseqno)
+                 from pg_inherits i where i.inhrelid = r.oid),
+              r.reloptions, r.relrowsecurity, r.relforcerowsecurity, r.relispopulated,
+              obj_description(r.oid, 'pg_class'))
+  from rel r where r.relkind in ('r', 'p', 'v', 'm', 'S', 'f', 'c')
+   and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass
+                   and d.objid = r.oid and d.deptype = 'e')
+union all
+select format('column %s #%s %s %s collation=%s notnull=%s default=%s identity=%s generated=%s comment=%s',
+              r.q, row_number() over (partition by r.oid order by a.attnum), quote_ident(a.attname),
+              format_type(a.atttypid, a.atttypmod),
+              case when a.attcollation <> t.typcollation then a.attcollation::regcollation::text end,
+              a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
+              col_description(r.oid, a.attnum))
+  from rel r join pg_attribute a on a.attrelid = r.oid
+  join pg_type t on t.oid = a.atttypid
+  left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+ where a.attnum > 0 and not a.attisdropped and r.relkind in ('r', 'p', 'v', 'm', 'f', 'c')
+union all
+select format('constraint %s on %s: %s validated=%s comment=%s', quote_ident(k.conname),
+              coalesce(r.q, t.q), pg_get_constraintdef(k.oid), k.convalidated,
+              obj_description(k.oid, 'pg_constraint'))
+  from pg_constraint k left join rel r on r.oid = k.conrelid left join typ t on t.oid = k.contypid
+ where r.oid is not null or t.oid is not null
+union all
+select format('index %s on %s: %s valid=%s parent=%s clustered=%s replident=%s comment=%s',
+              ir.q, r.q, pg_get_indexdef(i.indexrelid), i.indisvalid,
+              (select h.inhparent::regclass::text from pg_inherits h where h.inhrelid = i.indexrelid),
+              i.indisclustered, i.indisreplident, obj_description(i.indexrelid, 'pg_class'))
+  from pg_index i join rel ir on ir.oid = i.indexrelid join rel r on r.oid = i.indrelid
+union all
+select format('view %s: %s', r.q, pg_get_viewdef(r.oid)) from rel r where r.relkind in ('v', 'm')
+union all
+select format('function %s kind=%s comment=%s: %s', f.q, f.prokind,
+              obj_description(f.oid, 'pg_proc'),
+              case when f.prokind <> 'a' then pg_get_functiondef(f.oid) end)
+  from fn f
+union all
+select format('aggregate %s: %s', f.q, row(a.aggkind, a.aggnumdirectargs, a.aggtransfn, a.aggfinalfn,
+              a.aggcombinefn, a.aggserialfn, a.aggdeserialfn, a.aggmtransfn, a.aggminvtransfn,
+              a.aggmfinalfn, a.aggfinalextra, a.aggmfinalextra, a.aggfinalmodify,
+              a.aggmfinalmodify, a.aggsortop::regoperator, format_type(a.aggtranstype, null),
+              a.aggtransspace, a.agginitval, a.aggminitval, f.proparallel))
+  from pg_aggregate a join fn f on f.oid = a.aggfnoid
+union all
+select format('trigger %s on %s: %s enabled=%s comment=%s', quote_ident(g.tgname), r.q,
+              pg_get_triggerdef(g.oid), g.tgenabled, obj_description(g.oid, 'pg_trigger'))
+  from pg_trigger g join rel r on r.oid = g.tgrelid where not g.tgisinternal
+union all
+select format('rule %s on %s: %s enabled=%s', quote_ident(w.rulename), r.q, pg_get_ruledef(w.oid),
+              w.ev_enabled)
+  from pg_rewrite w join rel r on r.oid = w.ev_class where w.rulename <> '_RETURN'
+union all
+select format('policy %s on %s: cmd=%s permissive=%s roles=%s using=%s check=%s',
+              quote_ident(p.polname), r.q, p.polcmd, p.polpermissive, p.polroles::regrole[],
+              pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))
+  from pg_policy p join rel r on r.oid = p.polrelid
+union all
+select format('sequence %s: %s start=%s inc=%s min=%s max=%s cache=%s cycle=%s owner=%s last=%s',
+              r.q, format_type(s.seqtypid, null), s.seqstart, s.seqincrement, s.seqmin, s.seqmax,
+              s.seqcache, s.seqcycle,
+              (select d.refobjid::regclass::text || '.' || d.refobjsubid || d.deptype::text
+                 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = r.oid
+                  and d.refclassid = 'pg_class'::regclass and d.deptype in ('a', 'i')),
+              ps.last_value)
+  from pg_sequence s join rel r on r.oid = s.seqrelid
+  join pg_sequences ps on ps.schemaname = r.nspname and ps.sequencename = r.relname
+union all
+select format('type %s type=%s enum=%s base=%s notnull=%s default=%s range=%s comment=%s',
+              t.q, t.typtype,
+              (select array_agg(e.enumlabel order by e.enumsortorder) from pg_enum e
+                where e.enumtypid = t.oid),
+              case when t.typtype = 'd' then format_type(t.typbasetype, t.typtypmod) end,
+              t.typnotnull, pg_get_expr(t.typdefaultbin, 0),
+              (select format('%s %s %s', format_type(g.rngsubtype, null), g.rngsubdiff,
+                             (select o.opcname from pg_opclass o where o.oid = g.rngsubopc)) from pg_range g where g.rngtypid = t.oid),
+              obj_description(t.oid, 'pg_type'))
+  from typ t where t.typtype in ('e', 'd', 'r', 'm', 'c', 'b')
+   and not exists (select 1 from pg_depend d where d.classid = 'pg_type'::regclass
+                   and d.objid = t.oid and d.deptype = 'e')
+order by 1"
+    );
+    column(client, &sql)
+        .await
+        .into_iter()
+        .map(|line| line.unwrap_or_default())
+        .collect()
+}
+
+/// Row counts of `script.tables` (own rows only), as `schema.name=count`.
+async fn row_counts(client: &Client, script: &SchemaScript) -> Vec<String> {
+    let mut counts = Vec::new();
+    for t in &script.tables {
+        let q = qualified(&t.name.schema, &t.name.name);
+        let n = column(client, &format!("select count(*) from only {q}")).await;
+        counts.push(format!("{}={}", t.name, n[0].as_deref().unwrap_or("?")));
+    }
+    counts
+}
+
+async fn run(client: &Client, statements: &[Statement]) {
+    for s in statements {
+        client
+            .batch_execute(&s.sql)
+            .await
+            .unwrap_or_else(|e| panic!("{} {}: {e:?}\n{}", s.kind, s.name, s.sql));
+    }
+}
+
+/// COPY every table of `script` from `src` into `dst`, text format.
+async fn copy_rows(src: &Client, dst: &Client, script: &SchemaScript) {
+    for t in &script.tables {
+        let q = qualified(&t.name.schema, &t.name.name);
+        let cols: Vec<String> = t.columns.iter().map(|c| ident(c)).collect();
+        let cols = cols.join(", ");
+        let out = src
+            .copy_out(&format!("copy (select {cols} from only {q}) to stdout"))
+            .await
+            .unwrap_or_else(|e| panic!("copy out {q}: {e}"));
+        let sink = dst
+            .copy_in(&format!("copy {q} ({cols}) from stdin"))
+            .await
+            .unwrap_or_else(|e| panic!("copy in {q}: {e}"));
+        futures_util::pin_mut!(out, sink);
+        while let Some(chunk) = out.try_next().await.expect("read copy data") {
+            sink.send(chunk).await.expect("write copy data");
+        }
+        sink.finish()
+            .await
+            .unwrap_or_else(|e| panic!("copy in {q}: {e}"));
+    }
+}
+
+/// Generates `selection` from `src`, runs pre-data, copies, runs post-data.
+async fn sync_schema(src: &Client, dst: &Client, selection: &SchemaSelection) -> SchemaScript {
+    let script = generate(src, selection).await.expect("generate schema");
+    run(dst, &script.pre_data).await;
+    copy_rows(src, dst, &script).await;
+    run(dst, &script.post_data).await;
+    script
+}
+
+fn public() -> SchemaSelection {
+    SchemaSelection {
+        schemas: vec!["public".into()],
+        ..SchemaSelection::default()
+    }
+}
+
+/// Syncs `selection` from database `db` on the source into `app` on the
+/// destination and asserts both fingerprints and row counts are equal.
+async fn assert_identical(pair: &Pair, db: &str, selection: &SchemaSelection) -> SchemaScript {
+    let src = connect(&pair.source, db).await;
+    let dst = connect(&pair.destination, "app").await;
+    let script = sync_schema(&src, &dst, selection).await;
+    if std::env::var_os("PGSYNC_TEST_SHOW_DDL").is_some() {
+        for s in script.pre_data.iter().chain(&script.post_data) {
+            eprintln!("-- {} {}\n{};", s.kind, s.name, s.sql);
+        }
+    }
+    assert!(
+        script.warnings.is_empty(),
+        "warnings: {:#?}",
+        script.warnings
+    );
+    assert!(!script.tables.is_empty());
+    assert_same(&fingerprint(&dst).await, &fingerprint(&src).await);
+    assert_eq!(
+        row_counts(&dst, &script).await,
+        row_counts(&src, &script).await
+    );
+    script
+}
+
+/// `assert_eq!` on two fingerprints, printing a unified diff first (source
+/// lines as `-`, destination lines as `+`), since the vectors are long.
+pub fn assert_same(destination: &[String], source: &[String]) {
+    if destination != source {
+        let (old, new) = (source.join("\n"), destination.join("\n"));
+        let diff = similar::TextDiff::from_lines(&old, &new);
+        eprintln!(
+            "schema fingerprints differ (- source, + destination):\n{}",
+            diff.unified_diff().context_radius(1)
+        );
+    }
+    assert_eq!(destination, source);
+}
+
+fn load(pair: &Pair, db: &str, file: &std::path::Path) {
+    pair.source
+        .psql(db, &["-f", file.to_str().expect("utf-8 path")])
+        .unwrap_or_else(|e| panic!("load {}: {e}", file.display()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagila_schema_is_recreated_identically() {
+    let (Some(schema), Some(data)) = (
+        shared_testdata("pagila/pagila-schema.sql"),
+        shared_testdata("pagila/pagila-data.sql"),
+    ) else {
+        eprintln!("SKIPPED: Pagila sample data not found (see message above)");
+        return;
+    };
+    let pair = Pair::start();
+    load(&pair, "app", &schema);
+    load(&pair, "app", &data);
+    let script = assert_identical(&pair, "app", &public()).await;
+
+    // Leaf partitions are copied, their partitioned parent is not.
+    let names: Vec<String> = script.tables.iter().map(|t| t.name.to_string()).collect();
+    assert!(
+        names.contains(&"public.payment_p2022_01".to_owned()),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"public.payment".to_owned()), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.contains("actor_info")),
+        "views are not copied"
+    );
+    // `rewards_report` returns SETOF customer: created after the table.
+    let position = |kind: &str, name: &str| {
+        script
+            .pre_data
+            .iter()
+            .position(|s| s.kind == kind && s.name == name)
+            .unwrap_or_else(|| panic!("{kind} {name} not in pre_data"))
+    };
+    let rewards = "public.rewards_report(min_monthly_purchases integer, \
+                   min_dollar_amount_purchased numeric)";
+    assert!(position("table", "public.customer") < position("function", rewards));
+    assert!(position("domain", "public.year") < position("table", "public.film"));
+    assert!(position("table", "public.film") < position("view", "public.film_list"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn northwind_schema_is_recreated_identically() {
+    let Some(file) = shared_testdata("northwind/northwind.sql") else {
+        eprintln!("SKIPPED: Northwind sample data not found (see message above)");
+        return;
+    };
+    let pair = Pair::start();
+    load(&pair, "app", &file);
+    assert_identical(&pair, "app", &public()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chinook_identity_schema_is_recreated_identically() {
+    let Some(file) = shared_testdata("chinook/Chinook_PostgreSql_AutoIncrementPKs.sql") else {
+        eprintln!("SKIPPED: Chinook sample data not found (see message above)");
+        return;
+    };
+    let pair = Pair::start();
+    // The script creates and connects to its own database.
+    load(&pair, "postgres", &file);
+    let script = assert_identical(&pair, "chinook_auto_increment", &public()).await;
+    let setvals = script
+        .post_data
+        .iter()
+        .filter(|s| s.kind == "setval")
+        .count();
+    assert_eq!(setvals, 10, "one per identity sequence");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chinook_quoted_schema_is_recreated_identically() {
+    let Some(file) = shared_testdata("chinook/chinook_pgdump_quoted.sql") else {
+        eprintln!("SKIPPED: Chinook sample data not found (see message above)");
+        return;
+    };
+    let pair = Pair::start();
+    load(&pair, "app", &file);
+    assert_identical(&pair, "app", &public()).await;
+}
+
+fn kitchen_sink() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/schema/kitchen_sink.sql")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_supported_object_kind_is_recreated_identically() {
+    let pair = Pair::start();
+    load(&pair, "app", &kitchen_sink());
+    let selection = SchemaSelection {
+        schemas: vec!["public".into(), "inventory".into(), "Sales Dept".into()],
+        ..SchemaSelection::default()
+    };
+    let script = assert_identical(&pair, "app", &selection).await;
+
+    let kinds: std::collections::BTreeSet<&str> = script
+        .pre_data
+        .iter()
+        .chain(&script.post_data)
+        .map(|s| s.kind)
+        .collect();
+    for kind in [
+        "extension",
+        "collation",
+        "type",
+        "domain",
+        "sequence",
+        "function",
+        "procedure",
+        "aggregate",
+        "table",
+        "view",
+        "materialized view",
+        "constraint",
+        "index",
+        "index attach",
+        "foreign key",
+        "trigger",
+        "trigger state",
+        "rule",
+        "policy",
+        "refresh",
+        "setval",
+        "comment",
+        "check",
+        "replica identity",
+        "cluster",
+        "sequence owned by",
+    ] {
+        assert!(kinds.contains(kind), "no {kind:?} statement in {kinds:?}");
+    }
+    // Dependency order where the kind and name order alone would be wrong:
+    // "Sales Dept" sorts before "inventory".
+    let position = |kind: &str, name: &str| {
+        script
+            .pre_data
+            .iter()
+            .position(|s| s.kind == kind && s.name == name)
+            .unwrap_or_else(|| panic!("{kind} {name} not in pre_data"))
+    };
+    assert!(position("view", "inventory.item_names") < position("view", "Sales Dept.big_orders"));
+    assert!(
+        position("view", "Sales Dept.big_orders")
+            < position("function", "Sales Dept.top_orders(n integer)")
+    );
+    assert!(position("table", "inventory.item") < position("function", "inventory.item_count()"));
+    assert!(
+        position("function", "inventory.area(d inventory.dimensions)")
+            < position("table", "inventory.item")
+    );
+    // inventory.counter's default calls a function that reads the table:
+    // the table is created without it, the function, then the default.
+    assert!(
+        position("table", "inventory.counter") < position("function", "inventory.next_counter()")
+    );
+    assert!(
+        position("function", "inventory.next_counter()")
+            < position("column default", "inventory.counter.id")
+    );
+    let events = script
+        .tables
+        .iter()
+        .find(|t| t.name == QualifiedName::new("inventory", "events"))
+        .expect("events is copied");
+    assert!(!events.has_key);
+    assert_eq!(events.replica_identity, 'f');
+    let item = script
+        .tables
+        .iter()
+        .find(|t| t.name == QualifiedName::new("inventory", "item"))
+        .expect("item is copied");
+    assert!(item.has_key);
+    assert!(
+        !item.columns.contains(&"area".to_owned()),
+        "generated columns are not copied"
+    );
+    assert!(!item.columns.contains(&"dropped_col".to_owned()));
+    assert_eq!(item.columns.len(), 11);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_table_brings_what_it_needs_and_nothing_else() {
+    let pair = Pair::start();
+    load(&pair, "app", &kitchen_sink());
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let selection = SchemaSelection {
+        tables: vec![QualifiedName::new("inventory", "item")],
+        ..SchemaSelection::default()
+    };
+    let script = sync_schema(&src, &dst, &selection).await;
+
+    let names: Vec<String> = script.tables.iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, ["inventory.item"]);
+    // The rule writes into inventory.log, which is not selected.
+    assert!(
+        script
+            .warnings
+            .iter()
+            .any(|w| w.contains("log_item_delete")),
+        "{:#?}",
+        script.warnings
+    );
+    // Whatever was created is identical to its source.
+    let source: std::collections::BTreeSet<String> = fingerprint(&src).await.into_iter().collect();
+    let created = fingerprint(&dst).await;
+    let different: Vec<&String> = created.iter().filter(|l| !source.contains(*l)).collect();
+    assert!(
+        different.is_empty(),
+        "differs from the source: {different:#?}"
+    );
+    for needed in [
+        "relation inventory.item ",
+        "type inventory.status ",
+        "type inventory.positive_int ",
+        "type inventory.email ",
+        "type inventory.dimensions ",
+        "type inventory.floatrange ",
+        "function inventory.area(",
+        "function inventory.default_note(",
+        "function inventory.touch(",
+        "function inventory.check_item(",
+        "trigger touch_disabled on inventory.item",
+        "trigger item_check on inventory.item",
+        "extension citext ",
+        "extension btree_gist ",
+        "collation inventory.ci ",
+        "constraint no_overlap on inventory.item",
+    ] {
+        assert!(
+            created.iter().any(|l| l.starts_with(needed)),
+            "{needed:?} missing from {created:#?}"
+        );
+    }
+    for absent in [
+        "relation inventory.log ",
+        "relation \"Sales Dept\"",
+        "function inventory.audit(",
+    ] {
+        assert!(
+            !created.iter().any(|l| l.starts_with(absent)),
+            "{absent:?} was created"
+        );
+    }
+    assert_eq!(
+        row_counts(&dst, &script).await,
+        row_counts(&src, &script).await
+    );
+
+    // A partition without its parent becomes an ordinary table with the
+    // partition's own key, triggers (in their state) and defaults.
+    pair.destination
+        .psql("postgres", &["-c", "create database alone"])
+        .expect("create database");
+    let dst = connect(&pair.destination, "alone").await;
+    let selection = SchemaSelection {
+        tables: vec![QualifiedName::new("Sales Dept", "Order_default")],
+        ..SchemaSelection::default()
+    };
+    let script = sync_schema(&src, &dst, &selection).await;
+    assert!(
+        script
+            .warnings
+            .iter()
+            .any(|w| w.contains("Order_item_id_fkey")),
+        "the foreign key to inventory.item is reported: {:#?}",
+        script.warnings
+    );
+    let created = fingerprint(&dst).await;
+    for expected in [
+        "relation \"Sales Dept\".\"Order_default\" kind=r persistence=p replident=d partkey= bound= parents= ",
+        "constraint \"Order_default_pkey\" on \"Sales Dept\".\"Order_default\": PRIMARY KEY",
+        "column \"Sales Dept\".\"Order_default\" #4 amount numeric(10,2) collation= notnull=t default=1.5 ",
+        "trigger on_order on \"Sales Dept\".\"Order_default\": CREATE TRIGGER on_order AFTER INSERT ON \"Sales Dept\".\"Order_default\" FOR EACH ROW EXECUTE FUNCTION inventory.audit() enabled=D",
+        "sequence inventory.shared_seq: integer start=1000 ",
+    ] {
+        assert!(
+            created.iter().any(|l| l.starts_with(expected)),
+            "{expected:?} missing from {created:#?}"
+        );
+    }
+    assert_eq!(
+        row_counts(&dst, &script).await,
+        row_counts(&src, &script).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excluded_tables_and_helpers_are_left_out() {
+    let pair = Pair::start();
+    pair.source
+        .psql(
+            "app",
+            &[
+                "-c",
+                "create table public.dts_ddl_command (id bigserial primary key, ddl text);
+                     create function public.dts_capture() returns event_trigger
+                         language plpgsql as $$ begin end $$;
+                     create table public.kept (id int primary key);
+                     create table public.audit_2024 (id int);",
+            ],
+        )
+        .expect("fixture");
+    let src = connect(&pair.source, "app").await;
+    let objects = [pgsync::model::ObjectSelection::Schema {
+        name: "public".into(),
+        exclude_tables: vec!["audit_*".into()],
+    }];
+    let selection = SchemaSelection::from_objects(&objects, &[]);
+    let script = generate(&src, &selection).await.expect("generate");
+    let all: Vec<&str> = script.pre_data.iter().map(|s| s.name.as_str()).collect();
+    assert!(all.contains(&"public.kept"), "{all:?}");
+    assert!(
+        !all.iter()
+            .any(|n| n.contains("dts_") || n.contains("audit_")),
+        "{all:?}"
+    );
+    let names: Vec<String> = script.tables.iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, ["public.kept"]);
+}
