@@ -2,6 +2,7 @@
 //! schema + full + incremental, a write workload while streaming, kill -9
 //! of apply, more writes, restart, then destroy.
 
+use crate::schema_sync::{assert_same, fingerprint};
 use crate::support::cli::{Workspace, expect_exit, text};
 use crate::support::pg::{Pair, column, connect, exec, shared_testdata};
 use crate::support::sync::assert_converges;
@@ -105,6 +106,17 @@ async fn pagila_snapshot_stream_kill9_restart_and_destroy() {
         "{log}"
     );
     assert_converges(&src, &dst, 30, "after the snapshot").await;
+    // The schema arrived whole: every object kind's definitions are identical.
+    let without_helpers = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .into_iter()
+            .filter(|l| !l.contains("public.dts_") && !l.contains("public._dts_"))
+            .collect()
+    };
+    assert_same(
+        &without_helpers(fingerprint(&dst).await),
+        &without_helpers(fingerprint(&src).await),
+    );
     // Partitions arrived as partitions, the view and the trigger exist.
     assert_eq!(
         column(
