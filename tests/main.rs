@@ -5,5 +5,6 @@ mod support;
 
 mod cli;
 mod cluster_smoke;
+mod e2e_ddl;
 mod e2e_pagila;
 mod schema_sync;

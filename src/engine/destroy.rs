@@ -57,6 +57,15 @@ pub async fn destroy_task(
         step(format!("dropping publication {publication}"));
         admin::drop_publication(&src, publication).await?;
     }
+    if record.ddl_capture
+        && let Some(publication) = &record.publication
+    {
+        step(
+            "removing DDL capture registration (and the event triggers when no task is left)"
+                .into(),
+        );
+        crate::pg::ddl_capture::uninstall(&src, publication).await?;
+    }
     if record.heartbeat {
         step("removing heartbeat row (and table when no task is left)".into());
         admin::drop_heartbeat(&src, task).await?;

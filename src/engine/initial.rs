@@ -16,7 +16,7 @@ use crate::model::{
 use crate::pg::precheck::{self, Check, CheckStatus, SourceTable};
 use crate::pg::schema::{SchemaSelection, generate};
 use crate::pg::slot::ReplicationSession;
-use crate::pg::{Connected, admin, connect};
+use crate::pg::{Connected, admin, connect, ddl_capture};
 use crate::snapshot::{CopyEvent, CopyJob, copy_all};
 use crate::state::{TableStatus, TaskPhase, TaskRecord};
 
@@ -183,7 +183,25 @@ pub(super) async fn run(
             "creating heartbeat table public.dts_postgres_heartbeat and publication {publication}"
         ));
         admin::ensure_heartbeat(&src, task).await?;
-        admin::create_publication(&src, &publication, &all).await?;
+        let capture = ddl_capture::can_capture(&src).await?;
+        if capture {
+            recorder.update(task, |r| r.ddl_capture = true)?;
+            step(
+                "installing DDL capture (event triggers dts_ddl_capture, dts_drop_capture)".into(),
+            );
+            ddl_capture::install(&src, &publication, &spec.objects).await?;
+        } else {
+            report(Event::Check {
+                task: task.to_owned(),
+                check: Check {
+                    name: "source.ddl_capture",
+                    status: CheckStatus::Warn,
+                    detail: "the source role is not a superuser, so no event trigger can capture DDL; DDL will not be replicated".into(),
+                    fix: Some("connect to the source as a superuser to replicate DDL".into()),
+                },
+            });
+        }
+        admin::create_publication(&src, &publication, &all, capture).await?;
 
         let slot = slot_name_for_task(task);
         recorder.update(task, |r| r.slot = Some(slot.clone()))?;
@@ -239,9 +257,22 @@ pub(super) async fn run(
     let mut script = None;
     if spec.sync_types.schema && !(record.schema_pre_done && record.schema_post_done) {
         let selection = SchemaSelection::from_objects(&spec.objects, &all);
+        // Read the catalogs as of the slot's snapshot, so DDL committed after
+        // it is replayed from the stream and not also created here.
+        src.client
+            .batch_execute(&format!(
+                "begin isolation level repeatable read read only; set transaction snapshot {}",
+                crate::sql::literal(&snapshot_name)
+            ))
+            .await
+            .map_err(src.err("import the snapshot for schema generation"))?;
         let generated = generate(&src.client, &selection)
             .await
             .map_err(|e| crate::pg::PgError::new("read source catalogs", &src.endpoint, e))?;
+        src.client
+            .batch_execute("commit")
+            .await
+            .map_err(src.err("end schema snapshot"))?;
         if !record.schema_pre_done {
             let created: Vec<String> = all.iter().map(ToString::to_string).collect();
             recorder.update(task, |r| r.created_tables = created.clone())?;

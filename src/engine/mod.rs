@@ -301,6 +301,7 @@ async fn stream_all(
             slot: record.slot.clone().unwrap_or_default(),
             publication: record.publication.clone().unwrap_or_default(),
             consistent_lsn: record.consistent_lsn.unwrap_or_default(),
+            objects: spec.objects.clone(),
             options: options.clone(),
         };
         let (report, cancel, live) = (Arc::clone(report), cancel.clone(), live.clone());

@@ -36,6 +36,7 @@ pub(super) struct StreamJob {
     pub slot: String,
     pub publication: String,
     pub consistent_lsn: Lsn,
+    pub objects: Vec<crate::model::ObjectSelection>,
     pub options: ApplyOptions,
 }
 
@@ -125,7 +126,7 @@ async fn stream_once(
         });
     }
     let dst = connect(&job.destination).await?;
-    let mut sink = Sink::open(dst, task).await?;
+    let mut sink = Sink::open(dst, task, &job.objects).await?;
     let start = if sink.applied() == Lsn::ZERO {
         job.consistent_lsn
     } else {
@@ -158,11 +159,24 @@ async fn stream_once(
             hb_stop.clone(),
             job.options.heartbeat_interval,
         );
+        let mut schemas = Vec::new();
+        let mut tables = Vec::new();
+        for o in &job.objects {
+            match o {
+                crate::model::ObjectSelection::Schema { name, .. } => schemas.push(name.clone()),
+                crate::model::ObjectSelection::Table { schema, name } => {
+                    tables.push(format!("{schema}.{name}"));
+                }
+            }
+        }
         tokio::spawn(async move {
             let Ok(conn) = connect(&source).await else {
                 return;
             };
             loop {
+                if let Err(err) = admin::record_sequences(&conn, &task, &schemas, &tables).await {
+                    tracing::warn!(task = %task, error = %err, "recording sequence positions failed");
+                }
                 if let Err(err) = admin::heartbeat(&conn, &task).await {
                     tracing::warn!(task = %task, error = %err, "heartbeat failed");
                 }

@@ -9,6 +9,10 @@ fn heartbeat_table() -> String {
     qualified(helpers::SCHEMA, helpers::HEARTBEAT_TABLE)
 }
 
+fn sequence_table() -> String {
+    qualified(helpers::SCHEMA, helpers::SEQUENCE_TABLE)
+}
+
 /// (Re)creates publication `name` listing `tables` and the heartbeat table
 /// explicitly (never `FOR ALL TABLES`: that would make UPDATE/DELETE fail on
 /// unrelated tables without a replica identity).
@@ -19,12 +23,17 @@ pub async fn create_publication(
     src: &Connected,
     name: &str,
     tables: &[QualifiedName],
+    with_ddl: bool,
 ) -> Result<(), PgError> {
     let mut list: Vec<String> = tables
         .iter()
         .map(|t| qualified(&t.schema, &t.name))
         .collect();
     list.push(heartbeat_table());
+    list.push(sequence_table());
+    if with_ddl {
+        list.push(qualified(helpers::SCHEMA, super::ddl_capture::DDL_TABLE));
+    }
     src.client
         .batch_execute(&format!(
             "drop publication if exists {p}; create publication {p} for table {}",
@@ -53,8 +62,13 @@ pub async fn drop_publication(src: &Connected, name: &str) -> Result<(), PgError
 pub async fn ensure_heartbeat(src: &Connected, task: &str) -> Result<(), PgError> {
     src.client
         .batch_execute(&format!(
-            "create table if not exists {} (task_name text primary key, ts timestamptz not null)",
-            heartbeat_table()
+            "create table if not exists {} (task_name text primary key, ts timestamptz not null);
+             create table if not exists {} (
+                 task_name text not null, seq_schema text not null, seq_name text not null,
+                 last_value int8 not null, is_called bool not null,
+                 primary key (task_name, seq_schema, seq_name))",
+            heartbeat_table(),
+            sequence_table()
         ))
         .await
         .map_err(src.err("create heartbeat table"))?;
@@ -80,6 +94,45 @@ pub async fn heartbeat(src: &Connected, task: &str) -> Result<(), PgError> {
         .map_err(src.err("write heartbeat"))
 }
 
+/// Records the current position of every sequence the task selects (those
+/// in its selected schemas and those owned by its selected tables) in
+/// `public.dts_sequence_state`, writing only rows that changed.
+///
+/// # Errors
+/// [`PgError`].
+pub async fn record_sequences(
+    src: &Connected,
+    task: &str,
+    schemas: &[String],
+    tables: &[String],
+) -> Result<(), PgError> {
+    src.client
+        .execute(
+            &format!(
+                "insert into {t} as s (task_name, seq_schema, seq_name, last_value, is_called)
+                 select $1, q.schemaname, q.sequencename, coalesce(q.last_value, q.start_value),
+                        q.last_value is not null
+                   from pg_sequences q
+                  where (q.schemaname = any($2)
+                         or exists (select 1 from pg_depend d
+                                      join pg_class c on c.oid = d.refobjid
+                                      join pg_namespace n on n.oid = c.relnamespace
+                                     where d.objid = to_regclass(format('%I.%I', q.schemaname, q.sequencename))
+                                       and d.classid = 'pg_class'::regclass and d.deptype in ('a', 'i')
+                                       and n.nspname || '.' || c.relname = any($3)))
+                    and not (q.schemaname = 'public' and q.sequencename like 'dts\\_%')
+                 on conflict (task_name, seq_schema, seq_name) do update
+                    set last_value = excluded.last_value, is_called = excluded.is_called
+                  where (s.last_value, s.is_called) is distinct from (excluded.last_value, excluded.is_called)",
+                t = sequence_table()
+            ),
+            &[&task, &schemas, &tables],
+        )
+        .await
+        .map(|_| ())
+        .map_err(src.err("record sequence positions"))
+}
+
 /// Deletes the task's heartbeat row, and the table when no task is left.
 ///
 /// # Errors
@@ -92,7 +145,12 @@ pub async fn drop_heartbeat(src: &Connected, task: &str) -> Result<(), PgError> 
         .await
         .map_err(src.err("look for heartbeat table"))?
         .get(0);
+    let sequences = sequence_table();
     if !exists {
+        src.client
+            .batch_execute(&format!("drop table if exists {sequences}"))
+            .await
+            .map_err(src.err("drop sequence state table"))?;
         return Ok(());
     }
     src.client
@@ -102,6 +160,13 @@ pub async fn drop_heartbeat(src: &Connected, task: &str) -> Result<(), PgError> 
         )
         .await
         .map_err(src.err("delete heartbeat row"))?;
+    src.client
+        .execute(
+            &format!("delete from {sequences} where task_name = $1"),
+            &[&task],
+        )
+        .await
+        .map_err(src.err("delete sequence state rows"))?;
     let left: i64 = src
         .client
         .query_one(&format!("select count(*) from {table}"), &[])
@@ -110,9 +175,9 @@ pub async fn drop_heartbeat(src: &Connected, task: &str) -> Result<(), PgError> 
         .get(0);
     if left == 0 {
         src.client
-            .batch_execute(&format!("drop table if exists {table}"))
+            .batch_execute(&format!("drop table if exists {table}, {sequences}"))
             .await
-            .map_err(src.err("drop heartbeat table"))?;
+            .map_err(src.err("drop heartbeat tables"))?;
     }
     Ok(())
 }

@@ -18,8 +18,10 @@ use std::collections::HashMap;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
 
-use crate::model::{Lsn, QualifiedName};
+use crate::model::{Lsn, ObjectSelection, QualifiedName};
+use crate::pg::ddl_capture::DDL_TABLE;
 use crate::pg::{Connected, PgError};
+use crate::sql::split::{head_matches_tag, split};
 use crate::sql::{helpers, ident, qualified};
 
 /// A column of a relation as the stream describes it (pgoutput Relation).
@@ -91,6 +93,16 @@ pub enum SinkError {
     /// A table of the stream does not exist on the destination.
     #[error("table {0} does not exist on the destination")]
     MissingTable(String),
+    /// A captured DDL statement cannot be replayed.
+    #[error("cannot replay {tag} `{query}`: {reason}")]
+    Ddl {
+        /// Command tag.
+        tag: String,
+        /// The captured query string (shortened).
+        query: String,
+        /// Why.
+        reason: String,
+    },
     /// Other destination call failed.
     #[error(transparent)]
     Pg(#[from] PgError),
@@ -101,7 +113,19 @@ struct Rel {
     /// Destination `format_type()` of each stream column (`None`: the
     /// destination column is generated and is never written).
     types: Vec<Option<String>>,
-    heartbeat: bool,
+    helper: Option<Helper>,
+}
+
+/// pgsync's own source tables that travel in the stream but are not
+/// applied as rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Helper {
+    /// `public.dts_postgres_heartbeat`: its time goes into the progress row.
+    Heartbeat,
+    /// `public.dts_ddl_command`: each row is a DDL statement to replay.
+    Ddl,
+    /// `public.dts_sequence_state`: each row is a sequence position to set.
+    Sequence,
 }
 
 /// The destination session of one task.
@@ -113,6 +137,14 @@ pub struct Sink {
     in_transaction: bool,
     heartbeat_text: Option<String>,
     applied: Lsn,
+    /// What the task selects: DDL on other objects is not replayed.
+    selection: Vec<ObjectSelection>,
+    /// Per query string of the current source transaction, how many of its
+    /// statements were already replayed (several DDL statements may arrive
+    /// with the same `current_query()`).
+    ddl_cursor: HashMap<String, usize>,
+    /// DDL statements replayed by this session.
+    ddl_replayed: u64,
 }
 
 /// Creates `public.dts_apply_progress` on the destination if missing.
@@ -187,7 +219,11 @@ impl Sink {
     ///
     /// # Errors
     /// [`PgError`], e.g. when the role may not set session_replication_role.
-    pub async fn open(conn: Connected, task: &str) -> Result<Sink, SinkError> {
+    pub async fn open(
+        conn: Connected,
+        task: &str,
+        selection: &[ObjectSelection],
+    ) -> Result<Sink, SinkError> {
         conn.client
             .batch_execute("set session_replication_role = replica")
             .await
@@ -201,6 +237,9 @@ impl Sink {
             in_transaction: false,
             heartbeat_text: None,
             applied,
+            selection: selection.to_vec(),
+            ddl_cursor: HashMap::new(),
+            ddl_replayed: 0,
         })
     }
 
@@ -224,10 +263,14 @@ impl Sink {
     /// # Errors
     /// [`SinkError::MissingTable`] when the destination lacks the table.
     pub async fn relation(&mut self, desc: RelationDesc) -> Result<(), SinkError> {
-        let heartbeat =
-            desc.name.schema == helpers::SCHEMA && desc.name.name == helpers::HEARTBEAT_TABLE;
+        let helper = match (desc.name.schema.as_str(), desc.name.name.as_str()) {
+            (helpers::SCHEMA, helpers::HEARTBEAT_TABLE) => Some(Helper::Heartbeat),
+            (helpers::SCHEMA, DDL_TABLE) => Some(Helper::Ddl),
+            (helpers::SCHEMA, helpers::SEQUENCE_TABLE) => Some(Helper::Sequence),
+            _ => None,
+        };
         let mut types = Vec::with_capacity(desc.columns.len());
-        if !heartbeat {
+        if helper.is_none() {
             let rows = self
                 .client()
                 .query(
@@ -257,7 +300,7 @@ impl Sink {
             Rel {
                 desc,
                 types,
-                heartbeat,
+                helper,
             },
         );
         Ok(())
@@ -280,6 +323,7 @@ impl Sink {
     /// [`PgError`].
     pub async fn begin(&mut self) -> Result<(), SinkError> {
         self.heartbeat_text = None;
+        self.ddl_cursor.clear();
         self.ensure_begun().await
     }
 
@@ -294,9 +338,14 @@ impl Sink {
             .get(&relid)
             .ok_or(SinkError::UnknownRelation(relid))?;
         check_shape(rel, new)?;
-        if rel.heartbeat {
-            self.note_heartbeat(relid, new);
-            return Ok(());
+        match rel.helper {
+            Some(Helper::Heartbeat) => {
+                self.note_heartbeat(relid, new);
+                return Ok(());
+            }
+            Some(Helper::Ddl) => return self.replay_ddl(relid, new).await,
+            Some(Helper::Sequence) => return self.set_sequence(relid, new).await,
+            None => {}
         }
         let present: Vec<bool> = new
             .iter()
@@ -326,9 +375,13 @@ impl Sink {
             .get(&relid)
             .ok_or(SinkError::UnknownRelation(relid))?;
         check_shape(rel, new)?;
-        if rel.heartbeat {
-            self.note_heartbeat(relid, new);
-            return Ok(());
+        match rel.helper {
+            Some(Helper::Sequence) => return self.set_sequence(relid, new).await,
+            Some(_) => {
+                self.note_heartbeat(relid, new);
+                return Ok(());
+            }
+            None => {}
         }
         let identity = old.unwrap_or(new);
         check_shape(rel, identity)?;
@@ -358,7 +411,7 @@ impl Sink {
             .get(&relid)
             .ok_or(SinkError::UnknownRelation(relid))?;
         check_shape(rel, old)?;
-        if rel.heartbeat {
+        if rel.helper.is_some() {
             return Ok(());
         }
         let wher = where_columns(rel, old);
@@ -385,7 +438,7 @@ impl Sink {
                 .relations
                 .get(relid)
                 .ok_or(SinkError::UnknownRelation(*relid))?;
-            if !rel.heartbeat {
+            if rel.helper.is_none() {
                 names.push(qualified(&rel.desc.name.schema, &rel.desc.name.name));
             }
         }
@@ -454,6 +507,115 @@ impl Sink {
         }
     }
 
+    /// Replays one captured DDL statement (a row of `public.dts_ddl_command`)
+    /// inside the current destination transaction, under the source
+    /// session's `search_path`. The statement is found in the captured query
+    /// string: the next statement, after those already replayed from the
+    /// same string in this transaction, whose keywords match the command tag.
+    async fn replay_ddl(&mut self, relid: u32, new: &[Value<'_>]) -> Result<(), SinkError> {
+        let rel = self
+            .relations
+            .get(&relid)
+            .ok_or(SinkError::UnknownRelation(relid))?;
+        let field = |name: &str| -> Option<String> {
+            let i = rel.desc.columns.iter().position(|c| c.name == name)?;
+            match new.get(i) {
+                Some(Value::Text(t)) => std::str::from_utf8(t).ok().map(str::to_owned),
+                _ => None,
+            }
+        };
+        let (Some(tag), Some(query)) = (field("tag"), field("query")) else {
+            return Err(SinkError::Ddl {
+                tag: String::new(),
+                query: String::new(),
+                reason: "the captured row lacks tag or query".into(),
+            });
+        };
+        let search_path = field("search_path").unwrap_or_else(|| "public".into());
+        let objects = field("objects").unwrap_or_else(|| "[]".into());
+        if !ddl_in_selection(&objects, &self.selection) {
+            tracing::debug!(tag = %tag, "skipping DDL outside the selection");
+            return Ok(());
+        }
+        let pieces = split(&query);
+        let cursor = self.ddl_cursor.get(&query).copied().unwrap_or(0);
+        let Some((index, piece)) = pieces
+            .iter()
+            .enumerate()
+            .skip(cursor)
+            .find(|(_, p)| head_matches_tag(&p.head, &tag))
+        else {
+            return Err(SinkError::Ddl {
+                tag,
+                query: truncate_for_message(&query),
+                reason: "no statement of the captured query string matches the command tag (DDL issued from inside a function or a DO block is not replayed yet)".into(),
+            });
+        };
+        let statement = piece.text.to_owned();
+        self.ddl_cursor.insert(query.clone(), index + 1);
+        self.client()
+            .query(
+                "select set_config('search_path', $1, true)",
+                &[&search_path],
+            )
+            .await
+            .map_err(self.conn.err("set search_path for DDL replay"))?;
+        self.client()
+            .batch_execute(&statement)
+            .await
+            .map_err(|e| SinkError::Statement {
+                doing: format!("replay `{}`", truncate_for_message(&statement)),
+                table: tag.clone(),
+                source: PgError::new("replay DDL", &self.conn.endpoint, e),
+            })?;
+        self.ddl_replayed += 1;
+        Ok(())
+    }
+
+    /// Sets a destination sequence to the position a row of
+    /// `public.dts_sequence_state` carries; a sequence the destination does
+    /// not have (not selected, or not created yet) is skipped.
+    async fn set_sequence(&mut self, relid: u32, new: &[Value<'_>]) -> Result<(), SinkError> {
+        let rel = self
+            .relations
+            .get(&relid)
+            .ok_or(SinkError::UnknownRelation(relid))?;
+        let field = |name: &str| -> Option<&str> {
+            let i = rel.desc.columns.iter().position(|c| c.name == name)?;
+            match new.get(i) {
+                Some(Value::Text(t)) => std::str::from_utf8(t).ok(),
+                _ => None,
+            }
+        };
+        let (Some(schema), Some(name), Some(value), Some(called)) = (
+            field("seq_schema"),
+            field("seq_name"),
+            field("last_value"),
+            field("is_called"),
+        ) else {
+            return Ok(());
+        };
+        let sql = "select setval(c.oid, $3::text::int8, $4::text::bool)
+                     from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                    where n.nspname = $1 and c.relname = $2 and c.relkind = 'S'";
+        let (schema, name, value, called) = (
+            schema.to_owned(),
+            name.to_owned(),
+            value.to_owned(),
+            called.to_owned(),
+        );
+        self.client()
+            .query(sql, &[&schema, &name, &value, &called])
+            .await
+            .map_err(self.conn.err(format!("set sequence {schema}.{name}")))?;
+        Ok(())
+    }
+
+    /// DDL statements replayed by this session.
+    pub fn ddl_replayed(&self) -> u64 {
+        self.ddl_replayed
+    }
+
     fn note_heartbeat(&mut self, relid: u32, new: &[Value<'_>]) {
         let Some(rel) = self.relations.get(&relid) else {
             return;
@@ -514,6 +676,38 @@ impl Sink {
         self.statements.insert(key, stmt.clone());
         Ok(stmt)
     }
+}
+
+/// Whether a captured DDL statement concerns the selection: the objects it
+/// created, altered or dropped (JSON `[{"schema": …, "identity": …}]`) lie
+/// in a selected schema or are a selected table. A statement without
+/// object information (it reported none) is replayed.
+fn ddl_in_selection(objects: &str, selection: &[ObjectSelection]) -> bool {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(objects)
+    else {
+        return true;
+    };
+    if items.is_empty() {
+        return true;
+    }
+    items.iter().any(|o| {
+        let schema = o.get("schema").and_then(|v| v.as_str()).unwrap_or("");
+        let identity = o.get("identity").and_then(|v| v.as_str()).unwrap_or("");
+        selection.iter().any(|s| match s {
+            ObjectSelection::Schema { name, .. } => name == schema,
+            ObjectSelection::Table { schema: ts, name } => {
+                ts == schema && identity.starts_with(&format!("{ts}.{name}"))
+            }
+        })
+    })
+}
+
+fn truncate_for_message(s: &str) -> String {
+    let mut out: String = s.chars().take(200).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
 }
 
 fn rel_name(rels: &HashMap<u32, Rel>, relid: u32) -> String {
@@ -673,7 +867,7 @@ mod tests {
                 replica_identity: ri,
             },
             types: vec![Some("integer".into()), Some("text".into()), None],
-            heartbeat: false,
+            helper: None,
         }
     }
 

@@ -52,6 +52,10 @@ pub mod helpers {
     /// transaction applied; written in the same destination transaction as
     /// the rows (exactly-once apply).
     pub const PROGRESS_TABLE: &str = "dts_apply_progress";
+    /// Source table holding, per task, the last value of every selected
+    /// sequence; rewritten (only on change) with each heartbeat, so sequence
+    /// positions travel in the stream and the destination keeps in step.
+    pub const SEQUENCE_TABLE: &str = "dts_sequence_state";
     /// Schema of the helper objects on both sides.
     pub const SCHEMA: &str = "public";
 }

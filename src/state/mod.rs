@@ -128,6 +128,10 @@ pub struct TaskRecord {
     pub consistent_lsn: Option<Lsn>,
     /// The heartbeat row/table on the source was (or may have been) created.
     pub heartbeat: bool,
+    /// DDL capture (event triggers, `dts_ddl_command`) was (or may have
+    /// been) installed on the source for this task.
+    #[serde(default)]
+    pub ddl_capture: bool,
     /// The progress table on the destination was (or may have been) created.
     pub progress: bool,
     /// Pre-data schema objects were created on the destination.
@@ -164,6 +168,7 @@ impl TaskRecord {
             slot: None,
             consistent_lsn: None,
             heartbeat: false,
+            ddl_capture: false,
             progress: false,
             schema_pre_done: false,
             schema_post_done: false,

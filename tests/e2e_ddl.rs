@@ -1,0 +1,96 @@
+//! DDL captured on the source while streaming is replayed on the
+//! destination in commit order, interleaved with the DML around it.
+
+use crate::schema_sync::{assert_same, fingerprint};
+use crate::support::cli::{Workspace, expect_exit};
+use crate::support::pg::{Pair, column, connect, exec};
+use crate::support::sync::assert_converges;
+
+const SETUP: &str = "
+create type mood as enum ('sad', 'ok');
+create table person (id int primary key, name text not null, mood mood);
+insert into person select g, 'p' || g, 'ok' from generate_series(1, 100) g;
+create table doomed (id int primary key);
+";
+
+/// Each entry runs as one query string (one transaction unless it says otherwise).
+const DDL_STREAM: &[&str] = &[
+    // DDL alone.
+    "alter table person add column age int",
+    "create index person_name on person (name)",
+    // DDL and DML in one transaction, the new table's rows included.
+    "begin; create table orders (id bigserial primary key, person_id int references person(id), total numeric(10,2) default 0);
+     insert into orders (person_id, total) select g, g * 1.5 from generate_series(1, 50) g;
+     alter table person add column email text default 'none';
+     update person set email = 'p' || id || '@x', age = id where id <= 10; commit",
+    // Several statements in one query string, DDL between DML (autocommit each).
+    "insert into person values (1000, 'late', 'sad'); alter table person rename column name to full_name; insert into person (id, full_name) values (1001, 'later')",
+    "alter table orders alter column total type numeric(12,3)",
+    "alter table person add constraint age_positive check (age > 0)",
+    "alter table person alter column mood set default 'ok'",
+    "alter type mood add value 'happy'",
+    "update person set mood = 'happy' where id between 20 and 30",
+    "create view happy_people as select id, full_name from person where mood = 'happy'",
+    "create function person_count() returns bigint language sql as $$ select count(*) from person $$",
+    "alter table person drop column age",
+    "drop index person_name",
+    "drop table doomed",
+    "alter table orders rename to purchases",
+    "insert into purchases (person_id, total) values (5, 99.999)",
+    "truncate purchases restart identity",
+    "insert into purchases (person_id, total) values (6, 1)",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_while_streaming_is_replayed_in_commit_order() {
+    let pair = Pair::start();
+    pair.source.psql("app", &["-c", SETUP]).unwrap();
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(
+        &pair.source,
+        &pair.destination,
+        "ddl",
+        "  sync_types  = [\"schema\", \"full\", \"incremental\"]\n  schema \"public\" {}",
+    );
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    let mut apply = ws.spawn(&["apply", "--auto-approve"], "ddl");
+    for sql in DDL_STREAM {
+        exec(&src, sql).await;
+    }
+    assert_converges(&src, &dst, 60, "after the DDL stream").await;
+    let strip = |lines: Vec<String>| -> Vec<String> {
+        lines.into_iter().filter(|l| !l.contains("dts_")).collect()
+    };
+    // Sequence positions follow with the next heartbeat (every 2 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while strip(fingerprint(&dst).await) != strip(fingerprint(&src).await)
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_same(
+        &strip(fingerprint(&dst).await),
+        &strip(fingerprint(&src).await),
+    );
+    let _ = apply.kill();
+    let _ = apply.wait();
+    assert_eq!(
+        column(&dst, "select count(*) from happy_people").await,
+        [Some("11".to_owned())]
+    );
+    assert_eq!(
+        column(&dst, "select person_count()").await,
+        [Some("102".to_owned())]
+    );
+    let log = std::fs::read_to_string(ws.log("ddl", "err")).unwrap_or_default();
+    assert!(!log.contains("error"), "{log}");
+    expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
+    assert_eq!(
+        column(&src, "select (select count(*) from pg_event_trigger) + (select count(*) from pg_proc where proname like 'dts\\_%') + (select count(*) from pg_class where relname like 'dts\\_%')").await,
+        [Some("0".to_owned())]
+    );
+}
