@@ -164,8 +164,8 @@ async fn prechecks_name_the_problem_and_the_fix() {
     let err = stderr(&out);
     for expected in [
         "precheck [FAIL] source.wal_level: wal_level = replica; logical replication needs logical",
-        "precheck [FAIL] source.primary_keys: tables without a primary key or NOT NULL unique key: public.keyless",
-        "fix: add a primary key, or run `alter table \"public\".\"keyless\" replica identity full;`",
+        "precheck [FAIL] source.primary_keys: tables without a usable replica identity, whose updates and deletes would fail on the source once published: public.keyless (no primary key, or only a deferrable one)",
+        "fix: add a non-deferrable primary key, or run `alter table \"public\".\"keyless\" replica identity full;`",
         "precheck [FAIL] destination.conflicting_tables: tables already exist on the destination: public.ok",
         "error: precheck failed for task \"checks\"",
         "hint: set wal_level = logical in the source's postgresql.conf and restart it",

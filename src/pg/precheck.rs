@@ -63,7 +63,8 @@ impl Check {
 pub struct SourceTable {
     /// Its name.
     pub name: QualifiedName,
-    /// Has a primary key or a unique index on NOT NULL columns.
+    /// Has a key the stream can identify rows by: a non-deferrable primary
+    /// key (identity DEFAULT or FULL) or the REPLICA IDENTITY USING INDEX index.
     pub has_key: bool,
     /// `pg_class.relreplident`: `d` default, `f` full, `n` nothing, `i` index.
     pub replica_identity: char,
@@ -86,12 +87,9 @@ pub async fn resolve_tables(
         .client
         .query(
             "select n.nspname, c.relname, c.relkind::text, c.relreplident::text,
-                    exists (select 1 from pg_index i where i.indrelid = c.oid
-                            and (i.indisprimary or (i.indisunique and i.indimmediate
-                                 and i.indpred is null and i.indexprs is null
-                                 and not exists (select 1 from pg_attribute a
-                                     where a.attrelid = c.oid and a.attnum = any(i.indkey)
-                                     and not a.attnotnull))))
+                    exists (select 1 from pg_index i where i.indrelid = c.oid and i.indimmediate
+                            and ((c.relreplident in ('d', 'f') and i.indisprimary)
+                                 or (c.relreplident = 'i' and i.indisreplident)))
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
               where c.relkind in ('r', 'p') and not c.relispartition is null
                 and n.nspname not in ('pg_catalog', 'information_schema')
@@ -263,21 +261,33 @@ pub async fn source_checks(
         let leaves = tables.iter().filter(|t| t.relkind == 'r');
         let no_key: Vec<&SourceTable> = leaves
             .clone()
-            .filter(|t| !t.has_key && t.replica_identity != 'f')
+            .filter(|t| t.replica_identity == 'n' || (!t.has_key && t.replica_identity != 'f'))
             .collect();
         let full: Vec<String> = leaves
             .filter(|t| !t.has_key && t.replica_identity == 'f')
             .map(|t| t.name.to_string())
             .collect();
         checks.push(if no_key.is_empty() {
-            Check::pass("source.primary_keys", "every table has a primary key or a NOT NULL unique key")
+            Check::pass(
+                "source.primary_keys",
+                "every table has a replica identity (a primary key, REPLICA IDENTITY USING INDEX, or FULL)",
+            )
         } else {
-            let names: Vec<String> = no_key.iter().map(|t| t.name.to_string()).collect();
+            let names: Vec<String> = no_key
+                .iter()
+                .map(|t| match t.replica_identity {
+                    'n' => format!("{} (REPLICA IDENTITY NOTHING)", t.name),
+                    _ => format!("{} (no primary key, or only a deferrable one)", t.name),
+                })
+                .collect();
             Check::fail(
                 "source.primary_keys",
-                format!("tables without a primary key or NOT NULL unique key: {}", names.join(", ")),
                 format!(
-                    "add a primary key, or run `alter table {} replica identity full;` (and likewise for the others)",
+                    "tables without a usable replica identity, whose updates and deletes would fail on the source once published: {}",
+                    names.join(", ")
+                ),
+                format!(
+                    "add a non-deferrable primary key, or run `alter table {} replica identity full;` (or `replica identity using index …` on a NOT NULL unique index), and likewise for the others",
                     crate::sql::qualified(&no_key[0].name.schema, &no_key[0].name.name)
                 ),
             )
