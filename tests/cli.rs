@@ -251,7 +251,7 @@ async fn passwords_never_reach_state_plans_status_or_logs() {
     pair.source
         .psql("app", &["-c", "create table t (id int primary key)"])
         .unwrap();
-    let body = format!("{BODY}");
+    let body = BODY.to_owned();
     let ws = Workspace::new(&pair.source, &pair.destination, "secret", &body);
     // trust authentication ignores the password, so any value connects.
     let hcl = std::fs::read_to_string(ws.path().join("pgsync.hcl"))

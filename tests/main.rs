@@ -7,4 +7,5 @@ mod cli;
 mod cluster_smoke;
 mod e2e_ddl;
 mod e2e_pagila;
+mod scenarios;
 mod schema_sync;

@@ -259,14 +259,16 @@ pub async fn drop_slot(src: &Connected, name: &str) -> Result<(), PgError> {
         .map_err(src.err(format!("drop replication slot {name}")))
 }
 
-/// `pg_current_wal_lsn()` of the source.
+/// `pg_current_wal_insert_lsn()` of the source: every transaction
+/// committed so far ends below it (`pg_current_wal_lsn()`, the write
+/// position, lags behind commits made with `synchronous_commit = off`).
 ///
 /// # Errors
 /// [`PgError`].
 pub async fn current_wal_lsn(src: &Connected) -> Result<Lsn, PgError> {
     let s: String = src
         .client
-        .query_one("select pg_current_wal_lsn()::text", &[])
+        .query_one("select pg_current_wal_insert_lsn()::text", &[])
         .await
         .map_err(src.err("read current WAL position"))?
         .get(0);

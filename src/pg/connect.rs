@@ -6,9 +6,12 @@ use crate::model::{EndpointSpec, SslMode};
 
 /// Session settings pinned on every connection pgsync opens, so values
 /// travel in the same text form on both sides: ISO dates, `postgres`
-/// interval style, shortest-exact floats (`extra_float_digits = 3`), UTC.
+/// interval style, shortest-exact floats (`extra_float_digits = 3`), UTC,
+/// hex bytea. Startup options beat `alter database/role … set`, so a source
+/// database with other defaults still sends the same text.
 pub const SESSION_OPTIONS: &str = "-c datestyle=ISO,MDY -c intervalstyle=postgres \
-     -c extra_float_digits=3 -c timezone=UTC -c standard_conforming_strings=on";
+     -c extra_float_digits=3 -c timezone=UTC -c standard_conforming_strings=on \
+     -c bytea_output=hex";
 
 /// A failed database call, naming the endpoint and what pgsync was doing.
 #[derive(Debug, thiserror::Error)]

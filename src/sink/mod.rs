@@ -113,6 +113,9 @@ struct Rel {
     /// Destination `format_type()` of each stream column (`None`: the
     /// destination column is generated and is never written).
     types: Vec<Option<String>>,
+    /// The destination table has a `GENERATED ALWAYS AS IDENTITY` column,
+    /// which an UPDATE may not set: updates become delete + insert.
+    always_identity: bool,
     helper: Option<Helper>,
 }
 
@@ -270,11 +273,13 @@ impl Sink {
             _ => None,
         };
         let mut types = Vec::with_capacity(desc.columns.len());
+        let mut always_identity = false;
         if helper.is_none() {
             let rows = self
                 .client()
                 .query(
-                    "select a.attname::text, format_type(a.atttypid, a.atttypmod), a.attgenerated <> ''
+                    "select a.attname::text, format_type(a.atttypid, a.atttypmod), a.attgenerated <> '',
+                            a.attidentity = 'a'
                        from pg_attribute a
                       where a.attrelid = to_regclass(format('%I.%I', $1::text, $2::text))
                         and a.attnum > 0 and not a.attisdropped",
@@ -285,6 +290,7 @@ impl Sink {
             if rows.is_empty() {
                 return Err(SinkError::MissingTable(desc.name.to_string()));
             }
+            always_identity = rows.iter().any(|r| r.get::<_, bool>(3));
             for col in &desc.columns {
                 let found = rows.iter().find(|r| r.get::<_, String>(0) == col.name);
                 types.push(match found {
@@ -300,6 +306,7 @@ impl Sink {
             Rel {
                 desc,
                 types,
+                always_identity,
                 helper,
             },
         );
@@ -785,12 +792,22 @@ fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
         format!("${p}::{}", rel.types[i].as_deref().unwrap_or("text"))
     };
     let full = rel.desc.replica_identity == b'f' || !cols.iter().any(|c| c.key);
+    // Without a key, rows are matched on every column by its text form
+    // (both sessions pin the output settings), which also works for types
+    // without an equality operator (json, point, xml) and never lets a
+    // lenient `=` (box compares areas) pick the wrong row; NULL matches NULL.
     let cond = |mask: &[bool], param: &mut dyn FnMut(usize) -> String| {
         let parts: Vec<String> = (0..n)
             .filter(|&i| mask[i])
             .map(|i| {
-                let op = if full { "is not distinct from" } else { "=" };
-                format!("{} {op} {}", ident(&cols[i].name), param(i))
+                let col = ident(&cols[i].name);
+                let value = param(i);
+                if full {
+                    let text = value.split_once("::").map_or(value.as_str(), |(p, _)| p);
+                    format!("{col}::text is not distinct from {text}")
+                } else {
+                    format!("{col} = {value}")
+                }
             })
             .collect();
         if parts.is_empty() {
@@ -799,7 +816,41 @@ fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
             parts.join(" and ")
         }
     };
+    let locate = |c: &str| {
+        if full {
+            format!("ctid = (select ctid from {table} where {c} limit 1)")
+        } else {
+            c.to_owned()
+        }
+    };
     match kind {
+        b'I' if !mask.contains(&true) => format!("insert into {table} default values"),
+        b'U' if rel.always_identity => {
+            // An identity ALWAYS column may not be SET; replace the row in
+            // one statement, taking what did not change (the key, unchanged
+            // TOAST values) from the row deleted.
+            let (set, wher) = mask.split_at(n);
+            let writable: Vec<usize> = (0..n).filter(|&i| rel.types[i].is_some()).collect();
+            let names: Vec<String> = writable.iter().map(|&i| ident(&cols[i].name)).collect();
+            let values: Vec<String> = writable
+                .iter()
+                .map(|&i| {
+                    if set[i] {
+                        param(i)
+                    } else {
+                        format!("old.{}", ident(&cols[i].name))
+                    }
+                })
+                .collect();
+            let c = cond(wher, &mut param);
+            format!(
+                "with old as (delete from {table} where {} returning *) \
+                 insert into {table} ({}) overriding system value select {} from old",
+                locate(&c),
+                names.join(", "),
+                values.join(", ")
+            )
+        }
         b'I' => {
             let names: Vec<String> = (0..n)
                 .filter(|&i| mask[i])
@@ -819,24 +870,15 @@ fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
                 .map(|i| format!("{} = {}", ident(&cols[i].name), param(i)))
                 .collect();
             let c = cond(wher, &mut param);
-            if full {
-                format!(
-                    "update {table} set {} where ctid = (select ctid from {table} where {c} limit 1)",
-                    sets.join(", ")
-                )
-            } else {
-                format!("update {table} set {} where {c}", sets.join(", "))
-            }
+            format!(
+                "update {table} set {} where {}",
+                sets.join(", "),
+                locate(&c)
+            )
         }
         _ => {
             let c = cond(mask, &mut param);
-            if full {
-                format!(
-                    "delete from {table} where ctid = (select ctid from {table} where {c} limit 1)"
-                )
-            } else {
-                format!("delete from {table} where {c}")
-            }
+            format!("delete from {table} where {}", locate(&c))
         }
     }
 }
@@ -867,6 +909,7 @@ mod tests {
                 replica_identity: ri,
             },
             types: vec![Some("integer".into()), Some("text".into()), None],
+            always_identity: false,
             helper: None,
         }
     }
@@ -894,6 +937,32 @@ mod tests {
     }
 
     #[test]
+    fn a_row_of_only_generated_columns_is_inserted_with_default_values() {
+        let r = rel(b'd');
+        assert_eq!(
+            statement_sql(&r, b'I', &[false, false, false]),
+            "insert into \"public\".\"t\"\"x\" default values"
+        );
+    }
+
+    #[test]
+    fn identity_always_tables_replace_the_row_keeping_unchanged_values() {
+        let mut r = rel(b'd');
+        r.always_identity = true;
+        let new = [Value::Text(b"1"), Value::Unchanged, Value::Null];
+        let mut mask = set_columns(&r, &new, false);
+        assert_eq!(mask, [false, false, false]);
+        // A changed body with an unchanged key.
+        mask = vec![false, true, false];
+        mask.extend(where_columns(&r, &new));
+        assert_eq!(
+            statement_sql(&r, b'U', &mask),
+            "with old as (delete from \"public\".\"t\"\"x\" where \"id\" = $2::integer returning *) \
+             insert into \"public\".\"t\"\"x\" (\"id\", \"body\") overriding system value select old.\"id\", $1::text from old"
+        );
+    }
+
+    #[test]
     fn replica_identity_full_matches_one_row_null_safely() {
         let r = rel(b'f');
         let old = [Value::Text(b"1"), Value::Null, Value::Null];
@@ -902,7 +971,7 @@ mod tests {
         assert_eq!(
             statement_sql(&r, b'D', &w),
             "delete from \"public\".\"t\"\"x\" where ctid = (select ctid from \"public\".\"t\"\"x\" \
-             where \"id\" is not distinct from $1::integer and \"body\" is not distinct from $2::text limit 1)"
+             where \"id\"::text is not distinct from $1 and \"body\"::text is not distinct from $2 limit 1)"
         );
     }
 }

@@ -153,7 +153,13 @@ async fn copy_one(
         .iter()
         .map(|r| ident(r.get::<_, &str>(0)))
         .collect();
-    let cols = columns.join(", ");
+    // A table whose only columns are generated has nothing to send: COPY
+    // then takes no column list (and moves one empty row per source row).
+    let cols = if columns.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", columns.join(", "))
+    };
     let name = qualified(&table.schema, &table.name);
     let format = if job.binary { " (format binary)" } else { "" };
     dst.client
@@ -162,12 +168,12 @@ async fn copy_one(
         .map_err(dst.err("begin destination copy"))?;
     let out = src
         .client
-        .copy_out(&format!("copy {name} ({cols}) to stdout{format}"))
+        .copy_out(&format!("copy {name}{cols} to stdout{format}"))
         .await
         .map_err(src.err("copy out"))?;
     let sink = dst
         .client
-        .copy_in::<_, bytes::Bytes>(&format!("copy {name} ({cols}) from stdin{format}"))
+        .copy_in::<_, bytes::Bytes>(&format!("copy {name}{cols} from stdin{format}"))
         .await
         .map_err(dst.err("copy in"))?;
     futures_util::pin_mut!(out);
