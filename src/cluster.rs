@@ -8,7 +8,16 @@
 //! `runuser` (DESIGN-NOTES §5).
 //!
 //! The server binaries are found in `$PGSYNC_PG_BINDIR`, else
-//! `pg_config --bindir`, else the newest `/usr/lib/postgresql/N/bin`.
+//! `pg_config --bindir`, else the newest `/usr/lib/postgresql/N/bin`
+//! ([`LocalCluster::start`]); [`LocalCluster::start_in`] takes the
+//! directory explicitly, e.g. another major version's build (the test
+//! suite's cross-version matrix, `docs/testing.md`). Such a directory needs
+//! only `initdb`, `pg_ctl` and `postgres`: when it has no `psql`, the
+//! default installation's `psql` is used (psql talks to older and newer
+//! servers alike).
+//!
+//! Every `postgresql.conf` line written here exists with the same meaning
+//! in PostgreSQL 13 through 18.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -22,6 +31,12 @@ pub enum ClusterError {
         "no PostgreSQL server binaries found (looked in $PGSYNC_PG_BINDIR, `pg_config --bindir`, /usr/lib/postgresql/*/bin)"
     )]
     NoBinaries,
+    /// The directory given to [`LocalCluster::start_in`] lacks a program.
+    #[error("{0} not found (PostgreSQL server binaries need initdb, pg_ctl and postgres)")]
+    MissingProgram(PathBuf),
+    /// No `psql` was found, neither beside the server nor in the default installation.
+    #[error("no psql found (looked in {0}, $PGSYNC_PG_BINDIR, `pg_config --bindir`, /usr/lib/postgresql/*/bin, PATH)")]
+    NoPsql(PathBuf),
     /// A server program failed.
     #[error("{program} failed: {output}")]
     Tool {
@@ -52,6 +67,24 @@ impl LocalCluster {
     /// [`ClusterError`] naming the failing program and its output.
     pub fn start(extra_settings: &[&str]) -> Result<LocalCluster, ClusterError> {
         let bindir = bindir().ok_or(ClusterError::NoBinaries)?;
+        LocalCluster::start_in(bindir, extra_settings)
+    }
+
+    /// Like [`LocalCluster::start`], with the server programs (`initdb`,
+    /// `pg_ctl`, `postgres`) of `bindir`, e.g. another major version's build.
+    ///
+    /// # Errors
+    /// [`ClusterError`] naming the missing or failing program and its output.
+    pub fn start_in(
+        bindir: impl Into<PathBuf>,
+        extra_settings: &[&str],
+    ) -> Result<LocalCluster, ClusterError> {
+        let bindir = bindir.into();
+        for program in ["initdb", "pg_ctl", "postgres"] {
+            if !bindir.join(program).exists() {
+                return Err(ClusterError::MissingProgram(bindir.join(program)));
+            }
+        }
         let dir = tempfile::Builder::new().prefix("pgsync-pg-").tempdir()?;
         if is_root() {
             run(
@@ -100,6 +133,25 @@ impl LocalCluster {
         &self.bindir
     }
 
+    /// The server's major version (`13`, `17`, …), from the data directory's
+    /// `PG_VERSION` file.
+    pub fn major_version(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.path().join("data").join("PG_VERSION"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The `psql` this cluster's [`LocalCluster::psql`] runs: the one beside
+    /// the server, else the default installation's (see [`psql_program`]).
+    ///
+    /// # Errors
+    /// [`ClusterError::NoPsql`] when there is none.
+    pub fn psql_program(&self) -> Result<PathBuf, ClusterError> {
+        psql_program(&self.bindir)
+    }
+
     /// A libpq keyword/value connection string for `database` as `postgres`.
     pub fn conninfo(&self, database: &str) -> String {
         format!(
@@ -135,7 +187,7 @@ impl LocalCluster {
     /// # Errors
     /// When psql exits non-zero; the error holds its standard error.
     pub fn psql(&self, database: &str, args: &[&str]) -> Result<String, ClusterError> {
-        let out = Command::new(self.bindir.join("psql"))
+        let out = Command::new(self.psql_program()?)
             .args([
                 "-X",
                 "-q",
@@ -223,6 +275,45 @@ pub fn bindir() -> Option<PathBuf> {
         .collect();
     versions.sort();
     versions.pop().map(|(_, dir)| dir)
+}
+
+/// `psql` beside the server programs in `bindir` when there is one, else
+/// the default installation's ([`bindir`], then `PATH`). The builds of other
+/// major versions used by the test matrix ship no client programs; psql
+/// works with servers of any supported major version.
+///
+/// # Errors
+/// [`ClusterError::NoPsql`] when there is none.
+pub fn psql_program(bindir_of_server: &Path) -> Result<PathBuf, ClusterError> {
+    let beside = bindir_of_server.join("psql");
+    if beside.exists() {
+        return Ok(beside);
+    }
+    if let Some(default) = bindir().map(|d| d.join("psql"))
+        && default.exists()
+    {
+        return Ok(default);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse().ok()?;
+            let psql = e.path().join("bin").join("psql");
+            psql.exists().then_some((v, psql))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, psql)) = versions.pop() {
+        return Ok(psql);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("psql"))
+        .find(|p| p.exists())
+        .ok_or_else(|| ClusterError::NoPsql(bindir_of_server.to_owned()))
 }
 
 fn server_cmd(bindir: &Path, program: &str) -> Command {

@@ -129,8 +129,7 @@ scenarios! { SHARED, Dir::Shared;
     s014_timestamptz_timezone: "014-timestamptz-session-timezone" => Expect::Pass,
     s017_text_escaping: "017-text-escaping" => Expect::Pass,
     s020_dropped_columns: "020-dropped-columns-attnum-gaps" => Expect::Pass,
-    s023_ddl_and_dml: "023-ddl-and-dml-same-transaction"
-        => Expect::DdlNotReplayed(&["base", "fresh", "multi", "dyn_made", "snap_copy"]),
+    s023_ddl_and_dml: "023-ddl-and-dml-same-transaction" => Expect::Pass,
     s025_truncate_cascade: "025-truncate-cascade-restart-identity" => Expect::Pass,
     s027_large_transaction: "027-large-transaction-with-savepoints" => Expect::Pass,
     s036_row_filter_moves: "036-row-filter-moves" => Expect::NotSupportedAttribute("where"),

@@ -1,6 +1,7 @@
 //! The desired state: what the HCL configuration asks for, validated.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +49,11 @@ impl SslMode {
 
 /// An `endpoint` block: one PostgreSQL database, with libpq's names and
 /// meanings.
+///
+/// Optional connection settings hold what the configuration says, `None`
+/// when it says nothing: the `PG*` environment variables and libpq's
+/// default files fill them in when a connection is opened (see
+/// `pg::connect` and docs/security.md), as libpq does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndpointSpec {
     /// The block label.
@@ -60,10 +66,37 @@ pub struct EndpointSpec {
     pub database: String,
     /// Role name.
     pub user: String,
-    /// Password; never serialized or printed.
+    /// Password; never serialized or printed. `None`: `PGPASSWORD`, then
+    /// the password file.
     pub password: Option<Secret>,
-    /// TLS mode.
-    pub sslmode: SslMode,
+    /// TLS mode. `None`: `PGSSLMODE`, else `prefer`.
+    pub sslmode: Option<SslMode>,
+    /// Certificates, key and key password.
+    pub tls: TlsFiles,
+    /// `passfile`: the password file. `None`: `PGPASSFILE`, else
+    /// `~/.pgpass`. Relative paths were resolved against the configuration
+    /// directory.
+    pub passfile: Option<PathBuf>,
+}
+
+/// An endpoint's TLS files (libpq's `sslrootcert`, `sslcert`, `sslkey`,
+/// `sslpassword`, `sslsni`). Paths from the configuration are already
+/// resolved against its directory; `None` means "not set here" (the
+/// environment and libpq's `~/.postgresql/` defaults apply).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TlsFiles {
+    /// CA certificates (PEM) that must have signed the server's certificate.
+    pub sslrootcert: Option<PathBuf>,
+    /// Client certificate chain (PEM), for `cert` authentication.
+    pub sslcert: Option<PathBuf>,
+    /// The client certificate's private key (PEM, PKCS#8 or traditional;
+    /// may be encrypted).
+    pub sslkey: Option<PathBuf>,
+    /// Password of an encrypted `sslkey`; never serialized or printed.
+    pub sslpassword: Option<Secret>,
+    /// Whether to send the host name as TLS SNI (libpq's `sslsni`,
+    /// default on).
+    pub sslsni: Option<bool>,
 }
 
 /// Which phases a task runs (`sync_types`, a non-empty subset).

@@ -8,7 +8,7 @@ mod secret;
 
 pub use desired::{
     ConflictMode, DesiredState, EndpointSpec, ObjectSelection, SslMode, SyncTypes, TaskSpec,
-    glob_matches,
+    TlsFiles, glob_matches,
 };
 pub use lsn::{Lsn, LsnParseError};
 pub use names::{QualifiedName, publication_name_for_task, slot_name_for_task};

@@ -544,22 +544,15 @@ impl Sink {
             tracing::debug!(tag = %tag, "skipping DDL outside the selection");
             return Ok(());
         }
-        let pieces = split(&query);
-        let cursor = self.ddl_cursor.get(&query).copied().unwrap_or(0);
-        let Some((index, piece)) = pieces
-            .iter()
-            .enumerate()
-            .skip(cursor)
-            .find(|(_, p)| head_matches_tag(&p.head, &tag))
-        else {
-            return Err(SinkError::Ddl {
-                tag,
-                query: truncate_for_message(&query),
-                reason: "no statement of the captured query string matches the command tag (DDL issued from inside a function or a DO block is not replayed yet)".into(),
-            });
+        if field("event").as_deref() == Some("rows") {
+            return self.insert_row_text(&tag, &query, &objects).await;
+        }
+        let statements = match ddl_statements(&tag, &query, &objects, &mut self.ddl_cursor) {
+            Ok(statements) => statements,
+            Err(reason) => {
+                return Err(SinkError::Ddl { tag, query: truncate_for_message(&query), reason });
+            }
         };
-        let statement = piece.text.to_owned();
-        self.ddl_cursor.insert(query.clone(), index + 1);
         self.client()
             .query(
                 "select set_config('search_path', $1, true)",
@@ -567,15 +560,17 @@ impl Sink {
             )
             .await
             .map_err(self.conn.err("set search_path for DDL replay"))?;
-        self.client()
-            .batch_execute(&statement)
-            .await
-            .map_err(|e| SinkError::Statement {
-                doing: format!("replay `{}`", truncate_for_message(&statement)),
-                table: tag.clone(),
-                source: PgError::new("replay DDL", &self.conn.endpoint, e),
-            })?;
-        self.ddl_replayed += 1;
+        for statement in &statements {
+            self.client()
+                .batch_execute(statement)
+                .await
+                .map_err(|e| SinkError::Statement {
+                    doing: format!("replay `{}`", truncate_for_message(statement)),
+                    table: tag.clone(),
+                    source: PgError::new("replay DDL", &self.conn.endpoint, e),
+                })?;
+            self.ddl_replayed += 1;
+        }
         Ok(())
     }
 
@@ -615,6 +610,29 @@ impl Sink {
             .query(sql, &[&schema, &name, &value, &called])
             .await
             .map_err(self.conn.err(format!("set sequence {schema}.{name}")))?;
+        Ok(())
+    }
+
+    /// Inserts one row of a CREATE TABLE AS / SELECT INTO table, sent by the
+    /// capture trigger as the row's text form (`t::text`, a composite
+    /// literal) because the rows were written before the table joined the
+    /// publication. The table name is PostgreSQL's own quoted
+    /// `object_identity`.
+    async fn insert_row_text(&mut self, tag: &str, row: &str, objects: &str) -> Result<(), SinkError> {
+        let identity = serde_json::from_str::<serde_json::Value>(objects)
+            .ok()
+            .and_then(|v| v.get(0)?.get("identity")?.as_str().map(str::to_owned))
+            .ok_or_else(|| SinkError::Ddl {
+                tag: tag.to_owned(),
+                query: String::new(),
+                reason: "a row of a new table arrived without the table's name".into(),
+            })?;
+        let sql = format!("insert into {identity} select ($1::text::{identity}).*");
+        self.client().execute(&sql, &[&row]).await.map_err(|e| SinkError::Statement {
+            doing: "insert a row of a table created by CREATE TABLE AS".into(),
+            table: identity.clone(),
+            source: PgError::new("apply", &self.conn.endpoint, e),
+        })?;
         Ok(())
     }
 
@@ -682,6 +700,65 @@ impl Sink {
             })?;
         self.statements.insert(key, stmt.clone());
         Ok(stmt)
+    }
+}
+
+/// The statements that replay one captured DDL event.
+///
+/// Normally the statement itself, found in the captured query string (which
+/// may hold several): the next one, after those already replayed from the
+/// same string in this transaction (`cursor`), whose keywords match the
+/// command tag and which names the object it created or altered. When there
+/// is none — the DDL ran inside a function or DO block — or the command is
+/// CREATE TABLE AS / SELECT INTO (whose rows arrive in the stream anyway),
+/// the definitions the event trigger recorded for the objects are used.
+///
+/// # Errors
+/// Why the event cannot be replayed.
+fn ddl_statements(
+    tag: &str,
+    query: &str,
+    objects: &str,
+    cursor: &mut HashMap<String, usize>,
+) -> Result<Vec<String>, String> {
+    let objects: Vec<serde_json::Value> = match serde_json::from_str(objects) {
+        Ok(serde_json::Value::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    let definitions: Vec<String> = objects
+        .iter()
+        .filter_map(|o| o.get("definition").and_then(|d| d.as_str()).map(str::to_owned))
+        .collect();
+    if matches!(tag, "CREATE TABLE AS" | "SELECT INTO") {
+        return if definitions.is_empty() {
+            Err(format!("{tag} created no table pgsync can recreate (partitioned or unknown)"))
+        } else {
+            Ok(definitions)
+        };
+    }
+    // The object's own name, unquoted and lower-case, must appear in the
+    // statement text, so a function's DDL never borrows a later statement.
+    let names: Vec<String> = objects
+        .iter()
+        .filter_map(|o| o.get("identity").and_then(|i| i.as_str()))
+        .map(|i| i.rsplit('.').next().unwrap_or(i).trim_matches('"').to_lowercase())
+        .collect();
+    let pieces = split(query);
+    let from = cursor.get(query).copied().unwrap_or(0);
+    let found = pieces.iter().enumerate().skip(from).find(|(_, p)| {
+        head_matches_tag(&p.head, tag)
+            && (names.is_empty() || names.iter().any(|n| p.text.to_lowercase().contains(n.as_str())))
+    });
+    if let Some((index, piece)) = found {
+        cursor.insert(query.to_owned(), index + 1);
+        return Ok(vec![piece.text.to_owned()]);
+    }
+    if definitions.is_empty() {
+        Err("the statement is not in the captured query string (it ran inside a function or DO block), \
+             and only CREATE TABLE/INDEX/VIEW/FUNCTION issued that way are replayed yet"
+            .to_owned())
+    } else {
+        Ok(definitions)
     }
 }
 
@@ -934,6 +1011,41 @@ mod tests {
         assert_eq!(set_columns(&r, &untouched, false), [false, false, false]);
         // A key change (old tuple present) sets the key too.
         assert_eq!(set_columns(&r, &new, true), [true, true, false]);
+    }
+
+    #[test]
+    fn ddl_events_find_their_statement_or_fall_back_to_definitions() {
+        let mut cursor = HashMap::new();
+        let q = "create table multi (id int primary key); insert into multi values (1); create index on multi (id)";
+        let table = r#"[{"type":"table","identity":"public.multi","definition":"create table public.multi (id integer)"}]"#;
+        assert_eq!(
+            ddl_statements("CREATE TABLE", q, table, &mut cursor).unwrap(),
+            ["create table multi (id int primary key)"]
+        );
+        // The unnamed index: its auto-generated name is not in the text, so
+        // the recorded definition is used.
+        let index = r#"[{"type":"index","identity":"public.multi_id_idx","definition":"CREATE INDEX multi_id_idx ON public.multi USING btree (id)"}]"#;
+        assert_eq!(
+            ddl_statements("CREATE INDEX", q, index, &mut cursor).unwrap(),
+            ["CREATE INDEX multi_id_idx ON public.multi USING btree (id)"]
+        );
+        // DDL from a DO block: no statement matches.
+        let dyn_q = "DO $$ BEGIN EXECUTE 'CREATE TABLE dyn_made (id int PRIMARY KEY)'; END $$";
+        let dyn_obj = r#"[{"type":"table","identity":"public.dyn_made","definition":"create table dyn_made (id integer not null, constraint dyn_made_pkey PRIMARY KEY (id))"}]"#;
+        assert_eq!(
+            ddl_statements("CREATE TABLE", dyn_q, dyn_obj, &mut cursor).unwrap(),
+            ["create table dyn_made (id integer not null, constraint dyn_made_pkey PRIMARY KEY (id))"]
+        );
+        // CREATE TABLE AS: structure only; the rows arrive in the stream.
+        let ctas = r#"[{"type":"table","identity":"public.snap_copy","definition":"create table snap_copy (id integer, a integer)"}]"#;
+        assert_eq!(
+            ddl_statements("CREATE TABLE AS", "create table snap_copy as select id, a from base", ctas, &mut cursor).unwrap(),
+            ["create table snap_copy (id integer, a integer)"]
+        );
+        // ALTER TABLE from a function has neither.
+        let err = ddl_statements("ALTER TABLE", "select f()", r#"[{"type":"table","identity":"public.t"}]"#, &mut cursor)
+            .unwrap_err();
+        assert!(err.contains("ran inside a function or DO block"), "{err}");
     }
 
     #[test]
