@@ -138,8 +138,8 @@ async fn saved_plans_go_stale_and_the_state_lock_names_the_running_apply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prechecks_name_the_problem_and_the_fix() {
-    let source = pgsync::cluster::LocalCluster::start(&["wal_level = replica"]).unwrap();
-    let destination = pgsync::cluster::LocalCluster::start(&[]).unwrap();
+    let source = crate::support::pg::start_source(&["wal_level = replica"]);
+    let destination = crate::support::pg::start_destination(&[]);
     source
         .psql("postgres", &["-c", "create database app"])
         .unwrap();
@@ -308,4 +308,62 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_drop_destination_removes_every_created_object_so_apply_works_again() {
+    let pair = Pair::start();
+    pair.source
+        .psql(
+            "app",
+            &["-c", "create type status as enum ('new', 'done');
+                     create domain positive as int check (value > 0);
+                     create table job (id int primary key, s status, n positive);
+                     create view open_jobs as select * from job where s = 'new';
+                     create function job_count() returns bigint language sql as $$ select count(*) from job $$;
+                     insert into job values (1, 'new', 1)"],
+        )
+        .unwrap();
+    let ws = Workspace::new(&pair.source, &pair.destination, "again", BODY);
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    let out = ws.run(&["destroy", "--auto-approve", "--drop-destination"]);
+    expect_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("dropping the 5 destination objects the task created"),
+        "{}",
+        text(&out)
+    );
+    let dst = connect(&pair.destination, "app").await;
+    assert_eq!(
+        column(&dst, "select count(*) from pg_type t join pg_namespace n on n.oid = t.typnamespace where n.nspname = 'public' and t.typname in ('status', 'positive', 'job', 'open_jobs')").await,
+        [Some("0".to_owned())]
+    );
+    // The same configuration applies cleanly again.
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    assert_eq!(
+        column(&dst, "select job_count()").await,
+        [Some("1".to_owned())]
+    );
+    expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
+}
+
+#[test]
+fn a_wrong_command_line_exits_1_not_2() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgsync"))
+        .args(["plan", "--detailed-exitcodes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_pgsync"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: pgsync"));
 }

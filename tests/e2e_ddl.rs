@@ -94,3 +94,63 @@ async fn ddl_while_streaming_is_replayed_in_commit_order() {
         [Some("0".to_owned())]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_the_destination_lacks_stops_the_stream_naming_it() {
+    let pair = Pair::start();
+    pair.source
+        .psql(
+            "app",
+            &["-c", "create table t (id int primary key, v text)"],
+        )
+        .unwrap();
+    let src = connect(&pair.source, "app").await;
+    let ws = Workspace::new(
+        &pair.source,
+        &pair.destination,
+        "nocapture",
+        "  sync_types  = [\"schema\", \"full\", \"incremental\"]\n  schema \"public\" {}",
+    );
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    // DDL made where no capture sees it (as with a non-superuser source role).
+    exec(&src, "alter event trigger dts_ddl_capture disable; alter table t add column extra text; insert into t values (1, 'a', 'kept')").await;
+    let out = ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        crate::support::cli::text(&out)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "table public.t on the destination has no column \"extra\", which the source sends"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: add the column on the destination"),
+        "{err}"
+    );
+    // Nothing was applied past it: the row is not on the destination.
+    let dst = connect(&pair.destination, "app").await;
+    assert_eq!(
+        column(&dst, "select count(*) from t").await,
+        [Some("0".to_owned())]
+    );
+    // After fixing the destination, the stream resumes at that transaction.
+    exec(&dst, "alter table t add column extra text").await;
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    assert_eq!(
+        column(&dst, "select extra from t where id = 1").await,
+        [Some("kept".to_owned())]
+    );
+    exec(&src, "alter event trigger dts_ddl_capture enable").await;
+    expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
+}

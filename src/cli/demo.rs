@@ -174,6 +174,17 @@ task "demo" {{
             for (t, n, h) in &got {
                 println!("{t:<20} {n:>8} rows  md5 {h}  (identical on both sides)");
             }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if let Some(t) =
+                engine::read_status_file(&status_file).and_then(|s| s.tasks.get("demo").cloned())
+            {
+                println!(
+                    "caught up: applied LSN {}, lag {} bytes, {} transactions applied",
+                    t.applied_lsn.unwrap_or_default(),
+                    t.lag_bytes.unwrap_or(0),
+                    t.transactions_applied
+                );
+            }
             break;
         }
         if Instant::now() > deadline || apply.is_finished() {

@@ -4,7 +4,7 @@
 //! interrupted destroy is simply run again.
 
 use super::{EngineError, Event, Recorder, Reporter};
-use crate::model::{DesiredState, EndpointSpec, SslMode};
+use crate::model::{DesiredState, EndpointSpec};
 use crate::pg::{admin, connect};
 use crate::sql::{helpers, qualified};
 use crate::state::{EndpointRecord, TaskRecord};
@@ -21,7 +21,9 @@ fn endpoint_for(desired: &DesiredState, name: &str, rec: &EndpointRecord) -> End
             database: rec.database.clone(),
             user: rec.user.clone(),
             password: None,
-            sslmode: SslMode::Prefer,
+            sslmode: None,
+            tls: Default::default(),
+            passfile: None,
         },
     }
 }
@@ -101,7 +103,18 @@ pub async fn destroy_task(
                 .map_err(dst.err("drop progress table"))?;
         }
     }
-    if drop_destination_tables && !record.created_tables.is_empty() {
+    if drop_destination_tables && !record.created_objects.is_empty() {
+        let objects: Vec<(String, String)> = record
+            .created_objects
+            .iter()
+            .map(|o| (o.kind.clone(), o.identity.clone()))
+            .collect();
+        step(format!(
+            "dropping the {} the task created",
+            crate::model::counted(objects.len(), "destination object")
+        ));
+        crate::pg::admin::drop_schema_objects(&dst, &objects).await?;
+    } else if drop_destination_tables && !record.created_tables.is_empty() {
         let list: Vec<String> = record
             .created_tables
             .iter()

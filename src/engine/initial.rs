@@ -11,7 +11,8 @@ use super::{
     failed_checks as failed,
 };
 use crate::model::{
-    DesiredState, Lsn, QualifiedName, TaskSpec, publication_name_for_task, slot_name_for_task,
+    DesiredState, Lsn, QualifiedName, TaskSpec, counted, publication_name_for_task,
+    slot_name_for_task,
 };
 use crate::pg::precheck::{self, Check, CheckStatus, SourceTable};
 use crate::pg::schema::{SchemaSelection, generate};
@@ -154,8 +155,8 @@ pub(super) async fn run(
         .collect();
     if !copied.is_empty() {
         step(format!(
-            "emptying {} destination tables copied under the lost snapshot",
-            copied.len()
+            "emptying {} copied under the lost snapshot",
+            counted(copied.len(), "destination table")
         ));
         truncate(&dst, &copied).await?;
     }
@@ -277,10 +278,10 @@ pub(super) async fn run(
             let created: Vec<String> = all.iter().map(ToString::to_string).collect();
             recorder.update(task, |r| r.created_tables = created.clone())?;
             step(format!(
-                "creating schema on the destination ({} statements before the copy)",
-                generated.pre_data.len()
+                "creating schema on the destination ({} before the copy)",
+                counted(generated.pre_data.len(), "statement")
             ));
-            run_statements(&dst, &generated.pre_data).await?;
+            run_pre_data(&dst, &generated.pre_data, recorder, task).await?;
             recorder.update(task, |r| r.schema_pre_done = true)?;
         }
         script = Some(generated);
@@ -288,8 +289,8 @@ pub(super) async fn run(
 
     if spec.sync_types.full {
         step(format!(
-            "copying {} tables, {} at a time",
-            leaf.len(),
+            "copying {}, {} at a time",
+            counted(leaf.len(), "table"),
             options.jobs
         ));
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
@@ -347,8 +348,8 @@ pub(super) async fn run(
 
     if let Some(script) = &script {
         step(format!(
-            "creating keys, indexes, constraints and triggers ({} statements)",
-            script.post_data.len()
+            "creating keys, indexes, constraints and triggers ({})",
+            counted(script.post_data.len(), "statement")
         ));
         run_statements(&dst, &script.post_data).await?;
         recorder.update(task, |r| r.schema_post_done = true)?;
@@ -375,16 +376,46 @@ pub(super) async fn run(
     Ok(())
 }
 
-async fn run_statements(
+/// Runs the pre-data statements in one destination transaction and, before
+/// it commits, records every object they created (so a replacement or
+/// `destroy --drop-destination` can remove exactly those).
+async fn run_pre_data(
     dst: &Connected,
     statements: &[crate::pg::schema::Statement],
+    recorder: &Recorder,
+    task: &str,
 ) -> Result<(), EngineError> {
+    let before = crate::pg::admin::schema_objects(dst).await?;
+    begin_schema(dst).await?;
+    apply_statements(dst, statements).await?;
+    let after = crate::pg::admin::schema_objects(dst).await?;
+    let created: Vec<crate::state::CreatedObject> = after
+        .into_iter()
+        .filter(|o| !before.contains(o))
+        .map(|(kind, identity)| crate::state::CreatedObject { kind, identity })
+        .collect();
+    recorder.update(task, |r| r.created_objects = created.clone())?;
+    dst.client
+        .batch_execute("commit")
+        .await
+        .map_err(dst.err("commit schema"))?;
+    Ok(())
+}
+
+async fn begin_schema(dst: &Connected) -> Result<(), EngineError> {
     dst.client
         .batch_execute(
             "set check_function_bodies = off; set session_replication_role = replica; begin",
         )
         .await
         .map_err(dst.err("prepare schema session"))?;
+    Ok(())
+}
+
+async fn apply_statements(
+    dst: &Connected,
+    statements: &[crate::pg::schema::Statement],
+) -> Result<(), EngineError> {
     for s in statements {
         dst.client
             .batch_execute(&s.sql)
@@ -395,6 +426,15 @@ async fn run_statements(
                 source: crate::pg::PgError::new(format!("run `{}`", s.sql), &dst.endpoint, e),
             })?;
     }
+    Ok(())
+}
+
+async fn run_statements(
+    dst: &Connected,
+    statements: &[crate::pg::schema::Statement],
+) -> Result<(), EngineError> {
+    begin_schema(dst).await?;
+    apply_statements(dst, statements).await?;
     dst.client
         .batch_execute("commit")
         .await

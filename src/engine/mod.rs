@@ -126,6 +126,10 @@ impl EngineError {
             EngineError::SlotMissing { .. } => Some(
                 "run `pgsync plan` to see the re-sync it takes, then `pgsync apply`".into(),
             ),
+            EngineError::Sink { source: crate::sink::SinkError::MissingColumn { table, column }, .. } => Some(format!(
+                "add the column on the destination (`alter table {table} add column {} …`) to match the source, then run `pgsync apply` again; DDL is replicated only when the source role may create event triggers (superuser)",
+                crate::sql::ident(column)
+            )),
             EngineError::Sink { .. } => Some(
                 "fix the destination (the error names the table and statement), then run `pgsync apply` again; the stream resumes at this transaction".into(),
             ),

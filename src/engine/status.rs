@@ -102,6 +102,12 @@ impl LiveStatus {
     /// Writes the file now (no-op without a path).
     pub fn publish(&self) {
         let Some(path) = &self.path else { return };
+        // One writer at a time: the publisher task and the final publish
+        // share the temporary file beside `path`.
+        static WRITING: Mutex<()> = Mutex::new(());
+        let _writing = WRITING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut doc = self.snapshot();
         doc.updated_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -13,3 +13,13 @@ pub use desired::{
 pub use lsn::{Lsn, LsnParseError};
 pub use names::{QualifiedName, publication_name_for_task, slot_name_for_task};
 pub use secret::Secret;
+
+/// `"1 table"`, `"3 tables"`: a count with its noun, for messages (every
+/// noun pgsync counts takes a plain `s`).
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

@@ -259,6 +259,84 @@ pub async fn drop_slot(src: &Connected, name: &str) -> Result<(), PgError> {
         .map_err(src.err(format!("drop replication slot {name}")))
 }
 
+/// The user-visible schema objects of a database as `(type, identity)`
+/// pairs from `pg_identify_object()`: schemas, relations, standalone
+/// types, routines, collations and extensions, leaving out members of
+/// extensions and pgsync's own `public.dts_*` objects.
+///
+/// # Errors
+/// [`PgError`].
+pub async fn schema_objects(conn: &Connected) -> Result<Vec<(String, String)>, PgError> {
+    let rows = conn
+        .client
+        .query(
+            "select (pg_identify_object(o.classid, o.objid, 0)).type,
+                    (pg_identify_object(o.classid, o.objid, 0)).identity
+               from (select 'pg_namespace'::regclass as classid, oid as objid from pg_namespace
+                      where nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
+                        and nspname not like 'pg\\_temp\\_%' and nspname not like 'pg\\_toast\\_temp\\_%'
+                     union all
+                     select 'pg_class'::regclass, oid from pg_class
+                      where relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+                     union all
+                     select 'pg_type'::regclass, t.oid from pg_type t
+                      where t.typtype in ('e', 'd', 'r')
+                         or (t.typtype = 'c' and (select relkind from pg_class where oid = t.typrelid) = 'c')
+                     union all
+                     select 'pg_proc'::regclass, oid from pg_proc
+                     union all
+                     select 'pg_collation'::regclass, oid from pg_collation
+                     union all
+                     select 'pg_extension'::regclass, oid from pg_extension) o
+              where not exists (select 1 from pg_depend d
+                                 where d.classid = o.classid and d.objid = o.objid and d.deptype = 'e')
+                and (pg_identify_object(o.classid, o.objid, 0)).schema is distinct from 'pg_catalog'
+                and (pg_identify_object(o.classid, o.objid, 0)).schema is distinct from 'information_schema'
+                and (pg_identify_object(o.classid, o.objid, 0)).identity not like 'public.dts\\_%'",
+            &[],
+        )
+        .await
+        .map_err(conn.err("list schema objects"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Drops `objects` (as [`schema_objects`] names them) if they exist, views
+/// and tables first, schemas and extensions last, with `cascade`.
+///
+/// # Errors
+/// [`PgError`].
+pub async fn drop_schema_objects(
+    conn: &Connected,
+    objects: &[(String, String)],
+) -> Result<(), PgError> {
+    const ORDER: &[&str] = &[
+        "materialized view",
+        "view",
+        "foreign table",
+        "table",
+        "aggregate",
+        "procedure",
+        "function",
+        "sequence",
+        "type",
+        "domain",
+        "collation",
+        "extension",
+        "schema",
+    ];
+    for kind in ORDER {
+        for (k, identity) in objects.iter().filter(|(k, _)| k == kind) {
+            // pg_identify_object() quotes the identity; the kind is one of ORDER.
+            let sql = format!("drop {k} if exists {identity} cascade");
+            conn.client
+                .batch_execute(&sql)
+                .await
+                .map_err(conn.err(format!("drop {k} {identity}")))?;
+        }
+    }
+    Ok(())
+}
+
 /// `pg_current_wal_insert_lsn()` of the source: every transaction
 /// committed so far ends below it (`pg_current_wal_lsn()`, the write
 /// position, lags behind commits made with `synchronous_commit = off`).

@@ -211,6 +211,7 @@ pub async fn source_checks(
                 ),
             )
         });
+        checks.extend(helper_privileges(source, tables, &role).await?);
     }
     if !missing.is_empty() {
         let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
@@ -248,7 +249,7 @@ pub async fn source_checks(
     checks.push(if unreadable.is_empty() {
         Check::pass(
             "source.select_privilege",
-            format!("{} tables readable", tables.len()),
+            format!("{} readable", crate::model::counted(tables.len(), "table")),
         )
     } else {
         Check::fail(
@@ -287,8 +288,9 @@ pub async fn source_checks(
                     names.join(", ")
                 ),
                 format!(
-                    "add a non-deferrable primary key, or run `alter table {} replica identity full;` (or `replica identity using index …` on a NOT NULL unique index), and likewise for the others",
-                    crate::sql::qualified(&no_key[0].name.schema, &no_key[0].name.name)
+                    "add a non-deferrable primary key, or run `alter table {} replica identity full;` (or `replica identity using index …` on a NOT NULL unique index){}",
+                    crate::sql::qualified(&no_key[0].name.schema, &no_key[0].name.name),
+                    if no_key.len() > 1 { ", and likewise for the others" } else { "" }
                 ),
             )
         });
@@ -387,4 +389,86 @@ pub async fn server_version(c: &Connected) -> Result<i32, PgError> {
         .await
         .map(|r| r.get::<_, i32>(0))
         .map_err(c.err("read server version"))
+}
+
+/// What creating the helper objects needs from a non-superuser role:
+/// CREATE on the database (publication, PostgreSQL docs CREATE PUBLICATION),
+/// CREATE on schema `public` (the `dts_*` helper tables), and ownership of
+/// every published table (ALTER/CREATE PUBLICATION … ADD TABLE requires it).
+async fn helper_privileges(
+    source: &Connected,
+    tables: &[SourceTable],
+    role: &str,
+) -> Result<Vec<Check>, PgError> {
+    let row = source
+        .client
+        .query_one(
+            "select rolsuper, has_database_privilege(current_database(), 'create'),
+                    has_schema_privilege('public', 'create'), current_database()::text
+               from pg_roles where rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(source.err("check helper-object privileges"))?;
+    let (superuser, db_create, schema_create, database): (bool, bool, bool, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    if superuser {
+        return Ok(vec![Check::pass(
+            "source.helper_privileges",
+            format!("role {role} is a superuser"),
+        )]);
+    }
+    let mut not_owned = Vec::new();
+    for t in tables {
+        let owns: bool = source
+            .client
+            .query_one(
+                "select pg_has_role(c.relowner, 'usage') from pg_class c
+                  where c.oid = to_regclass(format('%I.%I', $1::text, $2::text))",
+                &[&t.name.schema, &t.name.name],
+            )
+            .await
+            .map_err(source.err("check table ownership"))?
+            .get(0);
+        if !owns {
+            not_owned.push(t.name.to_string());
+        }
+    }
+    let mut missing = Vec::new();
+    let mut fixes = Vec::new();
+    let r = crate::sql::ident(role);
+    if !db_create {
+        missing.push(format!(
+            "CREATE on database {database} (for the publication)"
+        ));
+        fixes.push(format!(
+            "grant create on database {} to {r};",
+            crate::sql::ident(&database)
+        ));
+    }
+    if !schema_create {
+        missing.push("CREATE on schema public (for the dts_* helper tables)".to_owned());
+        fixes.push(format!("grant create on schema public to {r};"));
+    }
+    if !not_owned.is_empty() {
+        missing.push(format!(
+            "ownership of the published tables (a publication may list only tables its creator owns): {}",
+            not_owned.join(", ")
+        ));
+        fixes.push(format!(
+            "make {r} a member of the tables' owner role, e.g. `grant <owner> to {r};`"
+        ));
+    }
+    Ok(vec![if missing.is_empty() {
+        Check::pass(
+            "source.helper_privileges",
+            format!("role {role} may create the publication and the helper tables"),
+        )
+    } else {
+        Check::fail(
+            "source.helper_privileges",
+            format!("role {role} lacks {}", missing.join("; ")),
+            format!("run on the source: {}", fixes.join(" ")),
+        )
+    }])
 }

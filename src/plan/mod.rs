@@ -223,8 +223,8 @@ impl Action {
             Action::Create { .. } => "create".to_owned(),
             Action::ResumeInitialSync { pending_tables, .. } => {
                 format!(
-                    "resume initial sync ({} tables to copy)",
-                    pending_tables.len()
+                    "resume initial sync ({} to copy)",
+                    crate::model::counted(pending_tables.len(), "table")
                 )
             }
             Action::Update { .. } => "update in place".to_owned(),
@@ -364,7 +364,7 @@ pub fn plan(desired: &DesiredState, recorded: &RecordedState, observed: &Observe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{EndpointSpec, SslMode, SyncTypes};
+    use crate::model::{EndpointSpec, SyncTypes};
     use crate::state::{TableStatus, TaskPhase};
 
     fn endpoint(name: &str, port: u16) -> EndpointSpec {
@@ -375,7 +375,9 @@ mod tests {
             database: "app".into(),
             user: "postgres".into(),
             password: None,
-            sslmode: SslMode::Prefer,
+            sslmode: None,
+            tls: Default::default(),
+            passfile: None,
         }
     }
 
@@ -471,7 +473,7 @@ mod tests {
         let p = plan(&d, &r, &Observed::default());
         assert_eq!(
             lines(&p),
-            ["~ task.app resume initial sync (1 tables to copy)"]
+            ["~ task.app resume initial sync (1 table to copy)"]
         );
         assert_eq!(
             p.actions[0],

@@ -25,7 +25,8 @@ pub fn render(plan: &Plan, out: &mut impl Write) -> fmt::Result {
             Action::Create { after, .. } => {
                 writeln!(
                     out,
-                    "  # task.{task} will be created: publication, heartbeat, slot dts_sync_{task}, schema, full copy, stream"
+                    "  # task.{task} will be created: {}",
+                    creation_steps(task, after)
                 )?;
                 block(out, "+", task, &[], &after.lines())?;
             }
@@ -70,6 +71,27 @@ pub fn render(plan: &Plan, out: &mut impl Write) -> fmt::Result {
         "Plan: {} to add, {} to change, {} to destroy.",
         s.add, s.change, s.destroy
     )
+}
+
+/// What creating a task does, in order, as its sync types decide.
+fn creation_steps(task: &str, shape: &super::TaskShape) -> String {
+    let has = |t: &str| shape.sync_types.iter().any(|s| s == t);
+    let mut steps = Vec::new();
+    if has("incremental") {
+        steps.push(format!(
+            "publication, heartbeat, DDL capture, slot dts_sync_{task}"
+        ));
+    }
+    if has("schema") {
+        steps.push("schema".to_owned());
+    }
+    if has("full") {
+        steps.push("full copy".to_owned());
+    }
+    if has("incremental") {
+        steps.push("stream".to_owned());
+    }
+    steps.join(", ")
 }
 
 fn block(

@@ -93,6 +93,15 @@ pub enum SinkError {
     /// A table of the stream does not exist on the destination.
     #[error("table {0} does not exist on the destination")]
     MissingTable(String),
+    /// The source sends a column the destination table lacks (DDL that was
+    /// not replicated: no DDL capture, or a change made by hand).
+    #[error("table {table} on the destination has no column {column:?}, which the source sends")]
+    MissingColumn {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+    },
     /// A captured DDL statement cannot be replayed.
     #[error("cannot replay {tag} `{query}`: {reason}")]
     Ddl {
@@ -295,7 +304,16 @@ impl Sink {
                 let found = rows.iter().find(|r| r.get::<_, String>(0) == col.name);
                 types.push(match found {
                     Some(r) if !r.get::<_, bool>(2) => Some(r.get::<_, String>(1)),
-                    _ => None,
+                    // Generated on the destination: computed there, never written.
+                    Some(_) => None,
+                    // Never drop a value silently: the destination must have
+                    // every column the source sends.
+                    None => {
+                        return Err(SinkError::MissingColumn {
+                            table: desc.name.to_string(),
+                            column: col.name.clone(),
+                        });
+                    }
                 });
             }
         }
@@ -550,7 +568,11 @@ impl Sink {
         let statements = match ddl_statements(&tag, &query, &objects, &mut self.ddl_cursor) {
             Ok(statements) => statements,
             Err(reason) => {
-                return Err(SinkError::Ddl { tag, query: truncate_for_message(&query), reason });
+                return Err(SinkError::Ddl {
+                    tag,
+                    query: truncate_for_message(&query),
+                    reason,
+                });
             }
         };
         self.client()
@@ -618,7 +640,12 @@ impl Sink {
     /// literal) because the rows were written before the table joined the
     /// publication. The table name is PostgreSQL's own quoted
     /// `object_identity`.
-    async fn insert_row_text(&mut self, tag: &str, row: &str, objects: &str) -> Result<(), SinkError> {
+    async fn insert_row_text(
+        &mut self,
+        tag: &str,
+        row: &str,
+        objects: &str,
+    ) -> Result<(), SinkError> {
         let identity = serde_json::from_str::<serde_json::Value>(objects)
             .ok()
             .and_then(|v| v.get(0)?.get("identity")?.as_str().map(str::to_owned))
@@ -628,11 +655,14 @@ impl Sink {
                 reason: "a row of a new table arrived without the table's name".into(),
             })?;
         let sql = format!("insert into {identity} select ($1::text::{identity}).*");
-        self.client().execute(&sql, &[&row]).await.map_err(|e| SinkError::Statement {
-            doing: "insert a row of a table created by CREATE TABLE AS".into(),
-            table: identity.clone(),
-            source: PgError::new("apply", &self.conn.endpoint, e),
-        })?;
+        self.client()
+            .execute(&sql, &[&row])
+            .await
+            .map_err(|e| SinkError::Statement {
+                doing: "insert a row of a table created by CREATE TABLE AS".into(),
+                table: identity.clone(),
+                source: PgError::new("apply", &self.conn.endpoint, e),
+            })?;
         Ok(())
     }
 
@@ -727,11 +757,17 @@ fn ddl_statements(
     };
     let definitions: Vec<String> = objects
         .iter()
-        .filter_map(|o| o.get("definition").and_then(|d| d.as_str()).map(str::to_owned))
+        .filter_map(|o| {
+            o.get("definition")
+                .and_then(|d| d.as_str())
+                .map(str::to_owned)
+        })
         .collect();
     if matches!(tag, "CREATE TABLE AS" | "SELECT INTO") {
         return if definitions.is_empty() {
-            Err(format!("{tag} created no table pgsync can recreate (partitioned or unknown)"))
+            Err(format!(
+                "{tag} created no table pgsync can recreate (partitioned or unknown)"
+            ))
         } else {
             Ok(definitions)
         };
@@ -741,13 +777,22 @@ fn ddl_statements(
     let names: Vec<String> = objects
         .iter()
         .filter_map(|o| o.get("identity").and_then(|i| i.as_str()))
-        .map(|i| i.rsplit('.').next().unwrap_or(i).trim_matches('"').to_lowercase())
+        .map(|i| {
+            i.rsplit('.')
+                .next()
+                .unwrap_or(i)
+                .trim_matches('"')
+                .to_lowercase()
+        })
         .collect();
     let pieces = split(query);
     let from = cursor.get(query).copied().unwrap_or(0);
     let found = pieces.iter().enumerate().skip(from).find(|(_, p)| {
         head_matches_tag(&p.head, tag)
-            && (names.is_empty() || names.iter().any(|n| p.text.to_lowercase().contains(n.as_str())))
+            && (names.is_empty()
+                || names
+                    .iter()
+                    .any(|n| p.text.to_lowercase().contains(n.as_str())))
     });
     if let Some((index, piece)) = found {
         cursor.insert(query.to_owned(), index + 1);
@@ -1034,17 +1079,30 @@ mod tests {
         let dyn_obj = r#"[{"type":"table","identity":"public.dyn_made","definition":"create table dyn_made (id integer not null, constraint dyn_made_pkey PRIMARY KEY (id))"}]"#;
         assert_eq!(
             ddl_statements("CREATE TABLE", dyn_q, dyn_obj, &mut cursor).unwrap(),
-            ["create table dyn_made (id integer not null, constraint dyn_made_pkey PRIMARY KEY (id))"]
+            [
+                "create table dyn_made (id integer not null, constraint dyn_made_pkey PRIMARY KEY (id))"
+            ]
         );
         // CREATE TABLE AS: structure only; the rows arrive in the stream.
         let ctas = r#"[{"type":"table","identity":"public.snap_copy","definition":"create table snap_copy (id integer, a integer)"}]"#;
         assert_eq!(
-            ddl_statements("CREATE TABLE AS", "create table snap_copy as select id, a from base", ctas, &mut cursor).unwrap(),
+            ddl_statements(
+                "CREATE TABLE AS",
+                "create table snap_copy as select id, a from base",
+                ctas,
+                &mut cursor
+            )
+            .unwrap(),
             ["create table snap_copy (id integer, a integer)"]
         );
         // ALTER TABLE from a function has neither.
-        let err = ddl_statements("ALTER TABLE", "select f()", r#"[{"type":"table","identity":"public.t"}]"#, &mut cursor)
-            .unwrap_err();
+        let err = ddl_statements(
+            "ALTER TABLE",
+            "select f()",
+            r#"[{"type":"table","identity":"public.t"}]"#,
+            &mut cursor,
+        )
+        .unwrap_err();
         assert!(err.contains("ran inside a function or DO block"), "{err}");
     }
 

@@ -140,6 +140,12 @@ pub struct TaskRecord {
     pub schema_post_done: bool,
     /// Destination tables pgsync created (qualified `schema.name`, unquoted).
     pub created_tables: Vec<String>,
+    /// Every destination object the pre-data schema created, as
+    /// `pg_identify_object()` names it (type and quoted identity), recorded
+    /// before that schema transaction commits; dropped by a replacement or
+    /// `destroy --drop-destination`.
+    #[serde(default)]
+    pub created_objects: Vec<CreatedObject>,
     /// Copy progress per table (`schema.name`).
     pub tables: BTreeMap<String, TableStatus>,
     /// Phase.
@@ -173,6 +179,7 @@ impl TaskRecord {
             schema_pre_done: false,
             schema_post_done: false,
             created_tables: Vec::new(),
+            created_objects: Vec::new(),
             tables: BTreeMap::new(),
             phase: TaskPhase::Precheck,
             last_error: None,
@@ -183,6 +190,16 @@ impl TaskRecord {
     pub fn initial_sync_done(&self) -> bool {
         matches!(self.phase, TaskPhase::Streaming | TaskPhase::Done)
     }
+}
+
+/// One destination object pgsync created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedObject {
+    /// `pg_identify_object().type`: `table`, `view`, `type`, `function`, …
+    pub kind: String,
+    /// `pg_identify_object().identity`: quoted, qualified, with argument
+    /// types for functions; usable in `drop <kind> <identity>`.
+    pub identity: String,
 }
 
 /// Errors of the state store.
