@@ -35,7 +35,9 @@ pub enum ClusterError {
     #[error("{0} not found (PostgreSQL server binaries need initdb, pg_ctl and postgres)")]
     MissingProgram(PathBuf),
     /// No `psql` was found, neither beside the server nor in the default installation.
-    #[error("no psql found (looked in {0}, $PGSYNC_PG_BINDIR, `pg_config --bindir`, /usr/lib/postgresql/*/bin, PATH)")]
+    #[error(
+        "no psql found (looked in {0}, $PGSYNC_PG_BINDIR, `pg_config --bindir`, /usr/lib/postgresql/*/bin, PATH)"
+    )]
     NoPsql(PathBuf),
     /// A server program failed.
     #[error("{program} failed: {output}")]
@@ -179,6 +181,37 @@ impl LocalCluster {
     /// When `pg_ctl` fails.
     pub fn restart(&self) -> Result<(), ClusterError> {
         self.pg_ctl("start")
+    }
+
+    /// Puts `rules` (pg_hba.conf lines) before the existing ones, so they
+    /// win (the first matching line decides), then [`LocalCluster::reload`]s.
+    /// The default lines trust every local and 127.0.0.1 connection.
+    ///
+    /// # Errors
+    /// When the file cannot be rewritten or the reload fails.
+    pub fn add_hba_rules(&self, rules: &str) -> Result<(), ClusterError> {
+        let path = self.dir.path().join("data/pg_hba.conf");
+        let old = std::fs::read_to_string(&path)?;
+        std::fs::write(&path, format!("{rules}\n{old}"))?;
+        self.reload()
+    }
+
+    /// `pg_ctl reload`: re-reads postgresql.conf, pg_hba.conf and the TLS
+    /// certificate and key files; waits a moment for the server to apply
+    /// them.
+    ///
+    /// # Errors
+    /// When `pg_ctl` fails.
+    pub fn reload(&self) -> Result<(), ClusterError> {
+        run(
+            server_cmd(&self.bindir, "pg_ctl")
+                .arg("-D")
+                .arg(self.dir.path().join("data"))
+                .arg("reload"),
+            "pg_ctl",
+        )?;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Ok(())
     }
 
     /// Runs `psql -X -v ON_ERROR_STOP=1 -q -d DATABASE` with `args` appended

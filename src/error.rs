@@ -52,6 +52,9 @@ pub enum Error {
     /// A throwaway cluster for `demo` failed.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// `verify` could not finish (differences are not errors).
+    #[error(transparent)]
+    Verify(#[from] crate::verify::VerifyError),
     /// The demo found the two sides different.
     #[error("demo: {0}")]
     Demo(String),
@@ -69,6 +72,7 @@ impl Error {
                 e.endpoint
             )),
             Error::Engine(e) => e.hint(),
+            Error::Verify(e) => e.hint(),
             Error::StalePlan { .. } => Some("run `pgsync plan --out FILE` again and review it".into()),
             Error::NeedsApproval { .. } => Some("pass --auto-approve to run without a prompt".into()),
             Error::Pg(e) if e.doing == "connect" => Some(format!(

@@ -18,5 +18,6 @@ pub mod sink;
 pub mod snapshot;
 pub mod sql;
 pub mod state;
+pub mod verify;
 
 pub use error::{Error, chain as error_chain};

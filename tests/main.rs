@@ -5,7 +5,10 @@ mod support;
 
 mod cli;
 mod cluster_smoke;
+mod cross_version;
 mod e2e_ddl;
 mod e2e_pagila;
 mod scenarios;
 mod schema_sync;
+mod tls;
+mod verify;

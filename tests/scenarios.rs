@@ -39,7 +39,7 @@ use pgsync::cluster::LocalCluster;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::support::cli::Workspace;
-use crate::support::pg::connect;
+use crate::support::pg::{connect, start_destination, start_source};
 
 const TASK: &str = "scenario";
 const SYNC_TYPES: &str = "  sync_types  = [\"schema\", \"full\", \"incremental\"]\n";
@@ -405,13 +405,12 @@ struct Run {
 
 fn start_clusters(settings: &[String]) -> (LocalCluster, LocalCluster) {
     let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    // Each side's server binaries come from the environment (docs/testing.md).
     let (source, destination) = std::thread::scope(|s| {
-        let src = s.spawn(|| LocalCluster::start(&settings));
-        let dst = s.spawn(|| LocalCluster::start(&[]));
+        let src = s.spawn(|| start_source(&settings));
+        let dst = s.spawn(|| start_destination(&[]));
         (src.join().unwrap(), dst.join().unwrap())
     });
-    let source = source.expect("start source cluster");
-    let destination = destination.expect("start destination cluster");
     for c in [&source, &destination] {
         c.psql("postgres", &["-c", "create database app"])
             .expect("create database app");

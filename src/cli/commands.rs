@@ -96,6 +96,12 @@ pub(super) async fn dispatch(args: Args) -> Result<Outcome, Error> {
         } => cmd_destroy(&ctx, auto_approve, drop_destination).await,
         Command::Status { json } => cmd_status(&ctx, json).await,
         Command::Precheck => cmd_precheck(&ctx).await,
+        Command::Verify {
+            json,
+            rows,
+            jobs,
+            timeout,
+        } => cmd_verify(&ctx, json, rows, jobs.into(), timeout).await,
         Command::State { command } => cmd_state(&ctx, command),
         Command::Demo { .. } => unreachable!("handled above"),
     }
@@ -417,6 +423,43 @@ async fn cmd_precheck(ctx: &Context) -> Result<Outcome, Error> {
             failed,
         })),
     }
+}
+
+/// Reads only the configuration and the servers (never the state store,
+/// which a running apply holds).
+async fn cmd_verify(
+    ctx: &Context,
+    json: bool,
+    rows: bool,
+    jobs: usize,
+    timeout: u64,
+) -> Result<Outcome, Error> {
+    let desired = ctx.desired()?;
+    let options = crate::verify::VerifyOptions {
+        jobs,
+        rows,
+        timeout: std::time::Duration::from_secs(timeout),
+        hash: None,
+    };
+    let say = |m: String| eprintln!("{m}");
+    let report = crate::verify::verify(&desired, &options, &say)
+        .await
+        .map_err(|e| match e {
+            crate::verify::VerifyError::Pg(p) => Error::Pg(p),
+            other => Error::Verify(other),
+        })?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+    } else {
+        print!("{}", crate::verify::render_text(&report));
+    }
+    Ok(match report.result {
+        crate::verify::Verdict::Ok => Outcome::Success,
+        crate::verify::Verdict::Mismatch => Outcome::Mismatch,
+    })
 }
 
 fn cmd_state(ctx: &Context, command: StateCommand) -> Result<Outcome, Error> {

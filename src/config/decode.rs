@@ -7,7 +7,7 @@
 //! references see every file); check slot-name collisions between tasks.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use hcl::Value;
 use hcl_edit::Span;
@@ -20,7 +20,7 @@ use super::eval::{self, EnvScope, Evaluator, Variable};
 use super::suggest;
 use crate::model::{
     ConflictMode, DesiredState, EndpointSpec, ObjectSelection, Secret, SslMode, SyncTypes,
-    TaskSpec, slot_name_for_task,
+    TaskSpec, TlsFiles, slot_name_for_task,
 };
 
 /// What a block may contain. `planned` names are part of the documented
@@ -40,9 +40,22 @@ const VARIABLE: Shape = Shape {
 };
 
 const ENDPOINT: Shape = Shape {
-    attrs: &["host", "port", "database", "user", "password", "sslmode"],
+    attrs: &[
+        "host",
+        "port",
+        "database",
+        "user",
+        "password",
+        "passfile",
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslsni",
+    ],
     blocks: &[],
-    planned: &["sslrootcert", "sslcert", "sslkey", "sslpassword"],
+    planned: &[],
 };
 
 const TASK: Shape = Shape {
@@ -88,6 +101,16 @@ impl<T> Field<T> {
         match self {
             Field::Absent => Some(default),
             Field::Ok(v) => Some(v),
+            Field::Bad => None,
+        }
+    }
+
+    /// `Some(Some(v))`, `Some(None)` when absent; `None` when already
+    /// reported.
+    fn or_none(self) -> Option<Option<T>> {
+        match self {
+            Field::Absent => Some(None),
+            Field::Ok(v) => Some(Some(v)),
             Field::Bad => None,
         }
     }
@@ -560,10 +583,32 @@ impl Decoder<'_> {
         let user = self.field(&a, "user", false, non_empty);
         let password = self.field(&a, "password", true, password);
         let sslmode = self.field(&a, "sslmode", false, sslmode);
+        // File names are relative to the directory of the file that names
+        // them (the configuration directory), not to where pgsync runs.
+        let base = self.sources[decl.file]
+            .path
+            .parent()
+            .unwrap_or(Path::new(""))
+            .to_path_buf();
+        let file = |v: &Value, s: bool, subj: &str| file_path(v, s, subj, &base);
+        let passfile = self.field(&a, "passfile", false, file);
+        let sslrootcert = self.field(&a, "sslrootcert", false, file);
+        let sslcert = self.field(&a, "sslcert", false, file);
+        let sslkey = self.field(&a, "sslkey", false, file);
+        let sslpassword = self.field(&a, "sslpassword", true, sslpassword);
+        let sslsni = self.field(&a, "sslsni", false, sslsni);
 
         let host = self.require(&a, host, "host");
         let database = self.require(&a, database, "database");
         let user = self.require(&a, user, "user");
+        let sslmode = sslmode.or_none();
+        let tls = TlsFiles {
+            sslrootcert: sslrootcert.or_none()?,
+            sslcert: sslcert.or_none()?,
+            sslkey: sslkey.or_none()?,
+            sslpassword: sslpassword.or(None)?,
+            sslsni: sslsni.or_none()?,
+        };
         Some(EndpointSpec {
             name: decl.name.clone(),
             host: host?,
@@ -571,7 +616,9 @@ impl Decoder<'_> {
             database: database?,
             user: user?,
             password: password.or(None)?,
-            sslmode: sslmode.or(SslMode::default())?,
+            sslmode: sslmode?,
+            tls,
+            passfile: passfile.or_none()?,
         })
     }
 
@@ -961,15 +1008,61 @@ fn sslmode(value: &Value, sensitive: bool, subject: &str) -> Result<SslMode, Com
     Ok(match one_of(value, sensitive, subject, &SSL_MODES)? {
         "disable" => SslMode::Disable,
         "prefer" => SslMode::Prefer,
-        // TLS arrives with issue 7; until then a mode that demands it is
-        // refused rather than silently connecting in clear text.
-        mode => {
-            return Err((
-                format!("{subject} = {mode:?} needs TLS, which this version of pgsync does not support yet"),
-                Some("use sslmode = \"disable\" or \"prefer\" (plain connections) until TLS support lands".to_owned()),
-            ));
-        }
+        "require" => SslMode::Require,
+        "verify-ca" => SslMode::VerifyCa,
+        _ => SslMode::VerifyFull,
     })
+}
+
+/// A file name; a relative one is taken relative to `base` (the directory
+/// of the configuration file that names it).
+fn file_path(
+    value: &Value,
+    sensitive: bool,
+    subject: &str,
+    base: &Path,
+) -> Result<PathBuf, Complaint> {
+    let s = non_empty(value, sensitive, subject)?;
+    if s.contains('\0') {
+        return Err((format!("{subject} must not contain a NUL character"), None));
+    }
+    Ok(base.join(s))
+}
+
+/// A key password: a string, always sensitive.
+fn sslpassword(
+    value: &Value,
+    _sensitive: bool,
+    subject: &str,
+) -> Result<Option<Secret>, Complaint> {
+    match value {
+        Value::String(s) => Ok(Some(Secret::new(s.clone()))),
+        _ => Err((
+            format!(
+                "{subject} must be a string, got {}",
+                eval::describe(value, true)
+            ),
+            Some("write `sslpassword = env(\"NAME\")` or `sslpassword = var.NAME`".to_owned()),
+        )),
+    }
+}
+
+/// libpq's `sslsni`: `true`/`false`, or `1`/`0` as libpq writes it.
+fn sslsni(value: &Value, sensitive: bool, subject: &str) -> Result<bool, Complaint> {
+    if let Some(b) = eval::as_bool(value) {
+        return Ok(b);
+    }
+    match eval::as_string(value).as_deref() {
+        Some("1") => Ok(true),
+        Some("0") => Ok(false),
+        _ => Err((
+            format!(
+                "{subject} must be true or false, got {}",
+                eval::describe(value, sensitive)
+            ),
+            Some("write `sslsni = false` to send no server name".to_owned()),
+        )),
+    }
 }
 
 fn conflict(value: &Value, sensitive: bool, subject: &str) -> Result<ConflictMode, Complaint> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::model::{
-    ConflictMode, EndpointSpec, ObjectSelection, Secret, SslMode, SyncTypes, TaskSpec,
+    ConflictMode, EndpointSpec, ObjectSelection, Secret, SslMode, SyncTypes, TaskSpec, TlsFiles,
 };
 
 fn testdata(dir: &str) -> PathBuf {
@@ -70,7 +70,9 @@ fn valid_directory_parses_to_the_exact_state() {
         database: "app".into(),
         user: "replicator".into(),
         password: Some(Secret::new("src-secret")),
-        sslmode: SslMode::Disable,
+        sslmode: Some(SslMode::Disable),
+        tls: TlsFiles::default(),
+        passfile: None,
     };
     let dst = EndpointSpec {
         name: "dst".into(),
@@ -79,7 +81,9 @@ fn valid_directory_parses_to_the_exact_state() {
         database: "reporting_prod".into(),
         user: "writer".into(),
         password: Some(Secret::new("dst-secret")),
-        sslmode: SslMode::Prefer,
+        sslmode: None,
+        tls: TlsFiles::default(),
+        passfile: None,
     };
     let main = TaskSpec {
         name: "app_to_reporting".into(),
@@ -154,7 +158,7 @@ task "t" {{
     let third = &state.endpoints["third"];
     assert_eq!(
         (third.port, third.password.clone(), third.sslmode),
-        (5433, None, SslMode::Prefer)
+        (5433, None, None)
     );
     let task = &state.tasks["t"];
     assert_eq!(
@@ -704,12 +708,71 @@ fn inputs_debug_hides_values() {
 }
 
 #[test]
-fn tls_modes_are_refused_until_tls_is_supported() {
-    let text = "endpoint \"a\" {\n  host = \"h\"\n  database = \"d\"\n  user = \"u\"\n  sslmode = \"require\"\n}\n";
+fn tls_attributes_decode_with_paths_relative_to_the_configuration() {
+    let text = r#"variable "keypw" { sensitive = true }
+endpoint "a" {
+  host        = "h"
+  database    = "d"
+  user        = "u"
+  sslmode     = "verify-full"
+  sslrootcert = "certs/ca.crt"
+  sslcert     = "/etc/pgsync/client.crt"
+  sslkey      = "certs/client.key"
+  sslpassword = var.keypw
+  sslsni      = 0
+  passfile    = "pgpass"
+}
+endpoint "b" {
+  host     = "h"
+  database = "d"
+  user     = "u"
+  sslmode  = "verify-ca"
+  sslsni   = "true"
+}
+endpoint "c" {
+  host     = "h"
+  database = "d"
+  user     = "u"
+  sslmode  = "require"
+}
+"#;
+    let state = parse_files(
+        &[("conf/dir/main.hcl".into(), text.to_owned())],
+        &inputs(&[("keypw", "k3y-secret")], &[]),
+    )
+    .unwrap();
+    let a = &state.endpoints["a"];
+    assert_eq!(a.sslmode, Some(SslMode::VerifyFull));
+    assert_eq!(
+        a.tls,
+        TlsFiles {
+            sslrootcert: Some("conf/dir/certs/ca.crt".into()),
+            sslcert: Some("/etc/pgsync/client.crt".into()),
+            sslkey: Some("conf/dir/certs/client.key".into()),
+            sslpassword: Some(Secret::new("k3y-secret")),
+            sslsni: Some(false),
+        }
+    );
+    assert_eq!(a.passfile, Some(PathBuf::from("conf/dir/pgpass")));
+    assert!(!format!("{a:?}").contains("k3y-secret"));
+    let b = &state.endpoints["b"];
+    assert_eq!(
+        (b.sslmode, b.tls.sslsni),
+        (Some(SslMode::VerifyCa), Some(true))
+    );
+    assert_eq!(state.endpoints["c"].sslmode, Some(SslMode::Require));
+}
+
+#[test]
+fn tls_attribute_errors_hide_key_passwords() {
+    let text = "endpoint \"a\" {\n  host = \"h\"\n  database = \"d\"\n  user = \"u\"\n  sslpassword = 7\n  sslsni = \"maybe\"\n  sslrootcert = \"\"\n}\n";
     let err = parse_files(&[("t.hcl".into(), text.to_owned())], &Inputs::default()).unwrap_err();
-    let shown = err.to_string();
-    assert!(
-        shown.contains("t.hcl:5:13: `sslmode` in endpoint \"a\" = \"require\" needs TLS, which this version of pgsync does not support yet"),
-        "{shown}"
+    assert_eq!(
+        err.to_string(),
+        "t.hcl:5:17: `sslpassword` in endpoint \"a\" must be a string, got a number\n  hint: \
+         write `sslpassword = env(\"NAME\")` or `sslpassword = var.NAME`\n\
+         t.hcl:6:12: `sslsni` in endpoint \"a\" must be true or false, got \"maybe\"\n  hint: \
+         write `sslsni = false` to send no server name\n\
+         t.hcl:7:17: `sslrootcert` in endpoint \"a\" must not be empty"
     );
 }

@@ -9,5 +9,8 @@ pub mod ddl_capture;
 pub mod precheck;
 pub mod slot;
 
-pub use connect::{Connected, PgError, connect, replication_conninfo};
+pub use connect::{
+    ConnParams, ConnectFailure, Connected, Environment, PasswordFrom, PgCause, PgError, connect,
+    connect_with, replication_conninfo, resolve,
+};
 pub mod schema;

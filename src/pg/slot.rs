@@ -10,6 +10,7 @@ use bytes::Bytes;
 use pg_walstream::connection::PgReplicationConnection;
 use tokio_util::sync::CancellationToken;
 
+use super::connect::{self, ConnParams, ConnectFailure, PgCause};
 use crate::model::{EndpointSpec, Lsn};
 use crate::sql::ident;
 
@@ -48,18 +49,39 @@ pub struct ReplicationSession {
 }
 
 impl ReplicationSession {
-    /// Opens a `replication=database` session.
+    /// Opens a `replication=database` session with the endpoint's TLS and
+    /// authentication settings, resolved exactly as for the other sessions
+    /// (`pg::connect`) and handed to libpq explicitly.
     ///
     /// # Errors
-    /// [`SlotError`] (transient for network failures).
+    /// [`SlotError`] (transient for network failures); TLS and
+    /// authentication failures carry the same words as on the other
+    /// sessions.
     pub async fn open(endpoint: &EndpointSpec) -> Result<ReplicationSession, SlotError> {
-        let conninfo = super::replication_conninfo(endpoint);
-        let conn = PgReplicationConnection::connect_async(&conninfo)
-            .await
-            .map_err(|e| convert("open replication connection", &endpoint.name, e))?;
+        let params = connect::resolve(endpoint, &connect::Environment::process())
+            .map_err(|f| from_failure(&endpoint.name, &f))?;
+        ReplicationSession::open_with(&params).await
+    }
+
+    /// [`ReplicationSession::open`] with settings already resolved
+    /// ([`connect::resolve`]).
+    ///
+    /// # Errors
+    /// As [`ReplicationSession::open`].
+    pub async fn open_with(params: &ConnParams) -> Result<ReplicationSession, SlotError> {
+        let endpoint = &params.endpoint;
+        // Read and check the certificate and key files first: libpq would
+        // only say "could not load private key file", or prompt for a key
+        // password on the terminal.
+        connect::check_tls_files(params).map_err(|f| from_failure(endpoint, &f))?;
+        let conninfo = super::replication_conninfo(params);
+        let conn = match PgReplicationConnection::connect_async(&conninfo).await {
+            Ok(conn) => conn,
+            Err(e) => return Err(explain_connect_error(params, e).await),
+        };
         Ok(ReplicationSession {
             conn,
-            endpoint: endpoint.name.clone(),
+            endpoint: endpoint.clone(),
         })
     }
 
@@ -146,6 +168,83 @@ impl ReplicationSession {
             .await
             .map_err(|e| convert("send standby status", &self.endpoint, e))
     }
+}
+
+fn from_failure(endpoint: &str, f: &ConnectFailure) -> SlotError {
+    SlotError {
+        doing: f.headline(),
+        endpoint: endpoint.to_owned(),
+        message: f.reason(),
+        transient: false,
+        cancelled: false,
+    }
+}
+
+/// libpq's connect failure in the same words as the other sessions': when
+/// it is about TLS or authentication, an ordinary connection with the same
+/// settings names the exact reason (libpq says only "certificate verify
+/// failed"); libpq's own text is the fallback.
+async fn explain_connect_error(p: &ConnParams, err: pg_walstream::ReplicationError) -> SlotError {
+    let text = err.to_string();
+    let lower = text.to_lowercase();
+    let about_tls = ["ssl", "certificate", "tls"]
+        .iter()
+        .any(|w| lower.contains(w));
+    let about_auth = ["authentication", "password", "pg_hba"]
+        .iter()
+        .any(|w| lower.contains(w));
+    if !about_tls && !about_auth {
+        return convert("open replication connection", &p.endpoint, err);
+    }
+    if let Err(e) = connect::connect_with(p).await
+        && let PgCause::Connect(f) = &e.source
+    {
+        return from_failure(&p.endpoint, f);
+    }
+    let said = libpq_words(&text);
+    let failure = if lower.contains("server does not support ssl") {
+        ConnectFailure::NoTls {
+            address: p.address(),
+            sslmode: format!("{:?}", p.sslmode.as_str()),
+        }
+    } else if about_auth {
+        ConnectFailure::Auth {
+            user: p.user.clone(),
+            reason: said,
+        }
+    } else {
+        ConnectFailure::Tls {
+            address: p.address(),
+            reason: said,
+        }
+    };
+    from_failure(&p.endpoint, &failure)
+}
+
+/// The message libpq gave, without pg_walstream's and libpq's prefixes.
+fn libpq_words(text: &str) -> String {
+    let mut t = text.trim();
+    for prefix in [
+        "Authentication failed: ",
+        "Transient connection error: ",
+        "Permanent connection error: ",
+        "PostgreSQL authentication failed: ",
+        "PostgreSQL connection failed (transient): ",
+        "PostgreSQL connection failed (permanent): ",
+    ] {
+        t = t.strip_prefix(prefix).unwrap_or(t);
+    }
+    let lines: Vec<String> = t
+        .lines()
+        .map(|line| {
+            let line = line.trim();
+            // "connection to server at "h" (addr), port N failed: FATAL:  …"
+            let line = line.rsplit_once(" failed: ").map_or(line, |(_, rest)| rest);
+            line.trim_start_matches("FATAL:").trim().to_owned()
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.join("; ")
 }
 
 fn convert(doing: &str, endpoint: &str, err: pg_walstream::ReplicationError) -> SlotError {

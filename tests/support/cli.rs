@@ -98,3 +98,13 @@ pub fn expect_exit(out: &Output, code: i32) -> String {
     assert_eq!(out.status.code(), Some(code), "{}", text(out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+impl Workspace {
+    /// A configuration directory holding `pgsync.hcl` = `hcl` as given
+    /// (custom endpoint blocks: TLS files, users, passwords).
+    pub fn with_config(hcl: &str) -> Workspace {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("pgsync.hcl"), hcl).expect("write config");
+        Workspace { dir }
+    }
+}

@@ -1,7 +1,65 @@
 //! A source and a destination cluster per test, plus small SQL helpers.
+//!
+//! Which server builds run is chosen per side by the environment, so that
+//! the whole suite runs against a version pair (`docs/testing.md`):
+//! `PGSYNC_TEST_SOURCE_BINDIR` and `PGSYNC_TEST_DESTINATION_BINDIR` name a
+//! directory with `initdb`, `pg_ctl` and `postgres`; unset (or empty), a side
+//! runs the default installation (`pgsync::cluster::bindir`).
 
-use pgsync::cluster::LocalCluster;
+use std::path::PathBuf;
+
+use pgsync::cluster::{ClusterError, LocalCluster};
 use tokio_postgres::{Client, NoTls};
+
+/// The environment variable choosing the source's server binaries.
+pub const SOURCE_BINDIR_VAR: &str = "PGSYNC_TEST_SOURCE_BINDIR";
+/// The environment variable choosing the destination's server binaries.
+pub const DESTINATION_BINDIR_VAR: &str = "PGSYNC_TEST_DESTINATION_BINDIR";
+
+/// The server binaries for one side: `$var` when set and not empty, else
+/// the default installation.
+pub fn side_bindir(var: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => pgsync::cluster::bindir()
+            .expect("no PostgreSQL server binaries found (install Debian's postgresql)"),
+    }
+}
+
+fn start_side(var: &str, settings: &[&str], what: &str) -> LocalCluster {
+    let bindir = side_bindir(var);
+    let cluster = LocalCluster::start_in(&bindir, settings).unwrap_or_else(|e: ClusterError| {
+        panic!(
+            "start {what} cluster from {} (${var}): {e}",
+            bindir.display()
+        )
+    });
+    static ANNOUNCED: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os(SOURCE_BINDIR_VAR).is_some()
+        || std::env::var_os(DESTINATION_BINDIR_VAR).is_some()
+    {
+        ANNOUNCED.call_once(|| {
+            eprintln!(
+                "clusters: source from {} (${SOURCE_BINDIR_VAR}), destination from {} (${DESTINATION_BINDIR_VAR})",
+                side_bindir(SOURCE_BINDIR_VAR).display(),
+                side_bindir(DESTINATION_BINDIR_VAR).display()
+            );
+        });
+    }
+    cluster
+}
+
+/// A source cluster (`$PGSYNC_TEST_SOURCE_BINDIR`) with these extra
+/// `postgresql.conf` lines.
+pub fn start_source(settings: &[&str]) -> LocalCluster {
+    start_side(SOURCE_BINDIR_VAR, settings, "source")
+}
+
+/// A destination cluster (`$PGSYNC_TEST_DESTINATION_BINDIR`) with these
+/// extra `postgresql.conf` lines.
+pub fn start_destination(settings: &[&str]) -> LocalCluster {
+    start_side(DESTINATION_BINDIR_VAR, settings, "destination")
+}
 
 /// Two throwaway clusters, as in a real deployment.
 pub struct Pair {
@@ -10,10 +68,27 @@ pub struct Pair {
 }
 
 impl Pair {
-    /// Starts both clusters and creates database `app` on each.
+    /// Starts both clusters (each side's binaries chosen by the environment,
+    /// see the module documentation) and creates database `app` on each.
     pub fn start() -> Pair {
-        let source = LocalCluster::start(&[]).expect("start source cluster");
-        let destination = LocalCluster::start(&[]).expect("start destination cluster");
+        Pair::start_with(&[], &[])
+    }
+
+    /// Like [`Pair::start`], with extra `postgresql.conf` lines per side.
+    pub fn start_with(source_settings: &[&str], destination_settings: &[&str]) -> Pair {
+        let (source, destination) = std::thread::scope(|s| {
+            let src = s.spawn(|| start_source(source_settings));
+            let dst = s.spawn(|| start_destination(destination_settings));
+            (
+                src.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                dst.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            )
+        });
+        Pair::with_app_database(source, destination)
+    }
+
+    /// Two clusters started by the caller, with database `app` created on each.
+    pub fn with_app_database(source: LocalCluster, destination: LocalCluster) -> Pair {
         source
             .psql("postgres", &["-c", "create database app"])
             .expect("create source db");
