@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod failpoint;
 pub mod model;
 pub mod pg;
 pub mod plan;

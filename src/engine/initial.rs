@@ -220,6 +220,7 @@ pub(super) async fn run(
             r.phase = TaskPhase::Snapshot;
             r.tables = pending.clone();
         })?;
+        crate::failpoint::hit("initial.after_slot");
         snapshot_name = created.snapshot_name;
         session = Some(s);
     } else {
@@ -274,7 +275,21 @@ pub(super) async fn run(
             .batch_execute("commit")
             .await
             .map_err(src.err("end schema snapshot"))?;
-        if !record.schema_pre_done {
+        // The objects are recorded just before the schema transaction
+        // commits: if they all exist, it committed and only the record of
+        // that was lost.
+        let mut pre_done = record.schema_pre_done;
+        if !pre_done && !record.created_objects.is_empty() {
+            let existing = admin::schema_objects(&dst).await?;
+            pre_done = record
+                .created_objects
+                .iter()
+                .all(|o| existing.contains(&(o.kind.clone(), o.identity.clone())));
+            if pre_done {
+                recorder.update(task, |r| r.schema_pre_done = true)?;
+            }
+        }
+        if !pre_done {
             let created: Vec<String> = all.iter().map(ToString::to_string).collect();
             recorder.update(task, |r| r.created_tables = created.clone())?;
             step(format!(
@@ -282,6 +297,7 @@ pub(super) async fn run(
                 counted(generated.pre_data.len(), "statement")
             ));
             run_pre_data(&dst, &generated.pre_data, recorder, task).await?;
+            crate::failpoint::hit("initial.after_pre_data");
             recorder.update(task, |r| r.schema_pre_done = true)?;
         }
         script = Some(generated);
@@ -327,6 +343,7 @@ pub(super) async fn run(
                         r.tables
                             .insert(table.to_string(), TableStatus::Copied { rows, bytes });
                     })?;
+                    crate::failpoint::hit("initial.after_table_copied");
                     live.task(task, |s| {
                         let e = s.tables.entry(table.to_string()).or_default();
                         e.state = "copied".into();
@@ -351,6 +368,7 @@ pub(super) async fn run(
             "creating keys, indexes, constraints and triggers ({})",
             counted(script.post_data.len(), "statement")
         ));
+        crate::failpoint::hit("initial.before_post_data");
         run_statements(&dst, &script.post_data).await?;
         recorder.update(task, |r| r.schema_post_done = true)?;
     }
@@ -365,6 +383,7 @@ pub(super) async fn run(
         recorder.update(task, |r| r.progress = true)?;
         crate::sink::ensure_progress_table(&dst).await?;
         crate::sink::set_progress(&dst, task, lsn).await?;
+        crate::failpoint::hit("initial.before_streaming_recorded");
         recorder.update(task, |r| r.phase = TaskPhase::Streaming)?;
         live.task(task, |s| s.phase = "streaming".into());
         step(format!("initial sync done; streaming from {lsn}"));

@@ -358,6 +358,7 @@ async fn handle(
             sink.relation(desc).await.map_err(wrap(t.commit_lsn))?;
         }
         Message::Insert(i) if !t.skipping => {
+            crate::failpoint::hit("stream.mid_transaction");
             sink.insert(i.rel.0, &values(&i.new))
                 .await
                 .map_err(wrap(t.commit_lsn))?;

@@ -515,10 +515,12 @@ impl Sink {
             )
             .await
             .map_err(self.conn.err("record progress"))?;
+        crate::failpoint::hit("stream.before_commit");
         self.client()
             .batch_execute("commit")
             .await
             .map_err(self.conn.err("commit"))?;
+        crate::failpoint::hit("stream.after_commit");
         self.in_transaction = false;
         self.applied = end_lsn;
         Ok(())

@@ -184,6 +184,7 @@ async fn copy_one(
         let chunk = chunk.map_err(src.err("copy out"))?;
         bytes += chunk.len() as u64;
         sink.send(chunk).await.map_err(dst.err("copy in"))?;
+        crate::failpoint::hit("copy.mid_table");
         if bytes - reported >= 8 << 20 {
             reported = bytes;
             let _ = events.try_send(CopyEvent::Progress {

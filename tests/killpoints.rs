@@ -1,0 +1,166 @@
+//! Kill points: pgsync dies at once (a failpoint aborts the process, as
+//! kill -9 would) at every named step of the initial sync and the stream,
+//! and at randomized points; the next `apply` must resume with no row lost
+//! and none applied twice (row counts and an ordered hash per table).
+
+use std::os::unix::process::ExitStatusExt;
+
+use crate::support::cli::{Workspace, expect_exit, text};
+use crate::support::pg::{Pair, connect, exec};
+use crate::support::sync::assert_converges;
+
+const SETUP: &str = "
+create table account (id int primary key, balance numeric(12,2) not null, note text);
+insert into account select g, g * 10, repeat('n', 50) from generate_series(1, 60000) g;
+create table ledger (id bigserial primary key, account_id int not null references account(id), amount numeric(12,2));
+insert into ledger (account_id, amount) select 1 + g % 60000, g % 97 from generate_series(1, 30000) g;
+create table tiny (k text primary key, v int);
+insert into tiny values ('a', 1), ('b', 2);
+";
+
+/// Many small transactions, so stream kill points land mid-flight.
+fn workload(round: u32) -> String {
+    let mut sql = String::new();
+    for i in 0..40 {
+        let id = 1 + (round * 997 + i * 131) % 60000;
+        sql.push_str(&format!(
+            "begin; update account set balance = balance + 1 where id = {id};
+             insert into ledger (account_id, amount) values ({id}, {i});
+             delete from ledger where id = (select min(id) from ledger);
+             update tiny set v = v + 1 where k = 'a'; commit;\n"
+        ));
+    }
+    sql.push_str(&format!("insert into tiny values ('r{round}', {round});"));
+    sql
+}
+
+const BODY: &str =
+    "  sync_types  = [\"schema\", \"full\", \"incremental\"]\n  schema \"public\" {}";
+
+/// Runs apply with `failpoint` armed and asserts that it died by abort.
+fn run_killed(ws: &Workspace, failpoint: &str) {
+    let out = ws
+        .command(&["apply", "--auto-approve", "--exit-when-caught-up"])
+        .env("PGSYNC_FAILPOINTS", failpoint)
+        .output()
+        .expect("run pgsync");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "failpoint {failpoint} was not reached:\n{}",
+        text(&out)
+    );
+}
+
+async fn kill_and_resume(failpoint: &str, during_stream: bool) {
+    let pair = Pair::start();
+    pair.source.psql("app", &["-c", SETUP]).unwrap();
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(&pair.source, &pair.destination, "kp", BODY);
+    if during_stream {
+        expect_exit(
+            &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+            0,
+        );
+    }
+    exec(&src, &workload(1)).await;
+    run_killed(&ws, failpoint);
+    exec(&src, &workload(2)).await;
+    let out = ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]);
+    expect_exit(&out, 0);
+    assert_converges(&src, &dst, 60, &format!("after failpoint {failpoint}")).await;
+    // And the stream keeps working after the resume.
+    exec(&src, &workload(3)).await;
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    assert_converges(
+        &src,
+        &dst,
+        60,
+        &format!("streaming after failpoint {failpoint}"),
+    )
+    .await;
+    expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
+}
+
+macro_rules! kill_points {
+    ($($test:ident: $point:literal, $stream:literal;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            kill_and_resume($point, $stream).await;
+        }
+    )*};
+}
+
+kill_points! {
+    killed_after_the_slot_was_created: "initial.after_slot", false;
+    killed_after_the_schema_committed: "initial.after_pre_data", false;
+    killed_in_the_middle_of_a_table_copy: "copy.mid_table@3", false;
+    killed_after_the_first_table_was_copied: "initial.after_table_copied", false;
+    killed_before_keys_and_indexes: "initial.before_post_data", false;
+    killed_before_streaming_was_recorded: "initial.before_streaming_recorded", false;
+    killed_in_the_middle_of_a_source_transaction: "stream.mid_transaction@5", true;
+    killed_before_the_destination_commit: "stream.before_commit@7", true;
+    killed_after_the_destination_commit_before_feedback: "stream.after_commit@9", true;
+}
+
+/// Randomized kill points in the stream: each round arms one point at a
+/// random hit count, writes, lets apply die there, and resumes. The seed is
+/// printed so a failure can be replayed (PGSYNC_KILL_SEED).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn randomized_stream_kill_points_lose_and_duplicate_nothing() {
+    let seed: u64 = std::env::var("PGSYNC_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(7)
+        });
+    eprintln!("randomized kill points: PGSYNC_KILL_SEED={seed}");
+    let mut state = seed | 1;
+    let mut next = move |n: u64| {
+        // xorshift64: small and deterministic for the seed.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        1 + state % n
+    };
+    let pair = Pair::start();
+    pair.source.psql("app", &["-c", SETUP]).unwrap();
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(&pair.source, &pair.destination, "rkp", BODY);
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    const POINTS: [&str; 3] = [
+        "stream.mid_transaction",
+        "stream.before_commit",
+        "stream.after_commit",
+    ];
+    const ROUNDS: u32 = 8;
+    for round in 0..ROUNDS {
+        exec(&src, &workload(10 + round)).await;
+        let point = POINTS[(next(3) - 1) as usize];
+        let at = next(35);
+        run_killed(&ws, &format!("{point}@{at}"));
+    }
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    assert_converges(
+        &src,
+        &dst,
+        60,
+        &format!("after {ROUNDS} randomized kill points (seed {seed})"),
+    )
+    .await;
+    expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
+}
