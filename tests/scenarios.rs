@@ -58,14 +58,6 @@ enum Expect {
     /// The selection uses an attribute pgsync rejects with "`attr` ... is
     /// not supported yet" (README, Status).
     NotSupportedAttribute(&'static str),
-    /// The during-sync section runs DDL that pgsync does not replay yet.
-    /// Accepted only when every differing expect query names one of the
-    /// tables given here (created or altered on the source during sync) and
-    /// either pgsync stops with errors that name one of them and say the
-    /// DDL "is not replayed yet" / "not supported yet", or no DDL reached
-    /// the destination at all (each table missing there or with other
-    /// columns than on the source; builds without DDL capture).
-    DdlNotReplayed(&'static [&'static str]),
     /// The setup creates tables without a usable replica identity, which
     /// the precheck refuses by name (issue 4: "the precheck refuses them by
     /// name unless REPLICA IDENTITY FULL"). Passes when pgsync refuses naming
@@ -841,85 +833,7 @@ async fn run_named(dir: Dir, name: &str, expect: Expect) {
             assert!(clean, "{}", report(&s, &run, "FAILED"));
             println!("SCENARIO {} PASS (`{attr}` is supported now)", s.id);
         }
-        Expect::DdlNotReplayed(changed) => {
-            if let Some(out) = &run.refused {
-                panic!(
-                    "SCENARIO {} FAILED: pgsync did not start streaming:\n{out}",
-                    s.id
-                );
-            }
-            if clean {
-                println!("SCENARIO {} PASS (DDL is replayed now)", s.id);
-                return;
-            }
-            let details = report(&s, &run, "NOT YET SUPPORTED (details)");
-            assert!(
-                run.source_failed.is_none(),
-                "the source must not fail while pgsync runs:\n{details}"
-            );
-            let names = |text: &str| {
-                changed.iter().any(|t| {
-                    text.contains(&format!("public.{t}"))
-                        || text
-                            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                            .any(|w| w == *t)
-                })
-            };
-            // Every differing expect query is about a table the DDL touched.
-            let unexplained: Vec<&String> = run
-                .mismatches
-                .iter()
-                .filter(|m| {
-                    // The query text: everything before the indented results.
-                    let q = m.split("\n  source").next().unwrap_or_default();
-                    !names(q.split("\n  expected").next().unwrap_or_default())
-                })
-                .collect();
-            // Tables whose DDL did reach the destination.
-            let replayed: Vec<&&str> = changed
-                .iter()
-                .filter(|t| {
-                    let src = run.source_tables.get(**t);
-                    src.is_some() && run.destination_tables.get(**t) == src
-                })
-                .collect();
-            let declared =
-                |e: &String| e.contains("not replayed yet") || e.contains("not supported yet");
-            let reason =
-                if !run.errors.is_empty() && run.errors.iter().all(|e| declared(e) && names(e)) {
-                    // pgsync itself stops at DDL it declares not replayed yet.
-                    Some(format!(
-                        "pgsync stops at DDL it does not replay yet: {}",
-                        run.errors[0].replace('\n', " ")
-                    ))
-                } else if replayed.is_empty() && run.errors.iter().all(|e| names(e)) {
-                    // No DDL reaches the destination at all.
-                    Some(format!(
-                        "DDL replication (README, Status): the DDL on {} was not replayed; {}",
-                        changed.join(", "),
-                        run.errors.first().map_or_else(
-                            || "pgsync reported no error (silent divergence)".to_owned(),
-                            |e| format!("pgsync stopped: {}", e.replace('\n', " "))
-                        )
-                    ))
-                } else {
-                    None
-                };
-            let Some(reason) = reason.filter(|_| unexplained.is_empty()) else {
-                panic!(
-                    "SCENARIO {} FAILED: the differences are not only DDL that pgsync does not replay yet \
-                     (tables whose DDL did arrive: {replayed:?}; differing queries naming none of {changed:?}: \
-                     {unexplained:#?}; pgsync errors: {:#?})\n{details}",
-                    s.id, run.errors
-                );
-            };
-            println!(
-                "SCENARIO {} NOT YET SUPPORTED: {reason} ({} expect queries differ)",
-                s.id,
-                run.mismatches.len()
-            );
-            eprintln!("{details}");
-        }
+
     }
 }
 
