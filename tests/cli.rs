@@ -367,3 +367,65 @@ fn a_wrong_command_line_exits_1_not_2() {
     assert_eq!(help.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: pgsync"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_source_keeps_its_slot_moving_and_a_dropped_slot_is_reported() {
+    let pair = Pair::start();
+    pair.source
+        .psql("app", &["-c", "create table t (id int primary key)"])
+        .unwrap();
+    let src = connect(&pair.source, "app").await;
+    let ws = Workspace::new(&pair.source, &pair.destination, "idle", BODY);
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    let mut apply = ws.spawn(&["apply", "--auto-approve"], "idle");
+    // No user writes: only the heartbeat moves the slot past this point.
+    let mark = column(&src, "select pg_current_wal_insert_lsn()::text").await[0]
+        .clone()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let moved = column(
+            &src,
+            &format!("select confirmed_flush_lsn >= '{mark}'::pg_lsn from pg_replication_slots where slot_name = 'dts_sync_idle'"),
+        )
+        .await;
+        if moved == [Some("t".to_owned())] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot's confirmed LSN did not pass {mark} on an idle source"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &apply.id().to_string()])
+        .status();
+    let _ = apply.wait();
+
+    // A slot dropped by hand: apply stops with the reason, plan shows the re-sync.
+    exec(&src, "select pg_drop_replication_slot('dts_sync_idle')").await;
+    let out = ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]);
+    let plan_shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        plan_shown.contains(
+            "must be replaced: slot dts_sync_idle no longer exists on the source; forces re-sync"
+        ),
+        "{}",
+        text(&out)
+    );
+    // Apply carries the replacement out: a fresh snapshot, then streaming.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        column(
+            &src,
+            "select count(*) from pg_replication_slots where slot_name = 'dts_sync_idle'"
+        )
+        .await,
+        [Some("1".to_owned())]
+    );
+    expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
+}

@@ -101,6 +101,17 @@ pub enum EngineError {
         /// Slot name.
         slot: String,
     },
+    /// The source removed WAL the slot still needed (`wal_status = 'lost'`,
+    /// e.g. past `max_slot_wal_keep_size`).
+    #[error(
+        "replication slot {slot} of task {task:?} was invalidated by the source: WAL it needs was removed"
+    )]
+    SlotInvalidated {
+        /// Task name.
+        task: String,
+        /// Slot name.
+        slot: String,
+    },
     /// The state store failed.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
@@ -123,6 +134,9 @@ impl EngineError {
             EngineError::Precheck { failed, .. } => {
                 failed.iter().find_map(|c| c.fix.clone())
             }
+            EngineError::SlotInvalidated { .. } => Some(
+                "the changes since the slot fell behind are gone from the source: run `pgsync plan` (it shows the re-sync) and `pgsync apply` to copy again from a fresh snapshot; raise max_slot_wal_keep_size to keep more WAL".into(),
+            ),
             EngineError::SlotMissing { .. } => Some(
                 "run `pgsync plan` to see the re-sync it takes, then `pgsync apply`".into(),
             ),

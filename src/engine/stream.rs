@@ -119,11 +119,20 @@ async fn stream_once(
 ) -> Result<(), EngineError> {
     let task = job.task.as_str();
     let src = connect(&job.source).await?;
-    if admin::slot_facts(&src, &job.slot).await?.is_none() {
-        return Err(EngineError::SlotMissing {
-            task: task.to_owned(),
-            slot: job.slot.clone(),
-        });
+    match admin::slot_facts(&src, &job.slot).await? {
+        None => {
+            return Err(EngineError::SlotMissing {
+                task: task.to_owned(),
+                slot: job.slot.clone(),
+            });
+        }
+        Some(facts) if facts.lost => {
+            return Err(EngineError::SlotInvalidated {
+                task: task.to_owned(),
+                slot: job.slot.clone(),
+            });
+        }
+        Some(_) => {}
     }
     let dst = connect(&job.destination).await?;
     let mut sink = Sink::open(dst, task, &job.objects).await?;
