@@ -1002,6 +1002,23 @@ task "tls" {{
         .psql("app", &["-tAc", "select count(*) from items"])
         .unwrap();
     assert_eq!(count.trim(), "501", "{}", text(&out));
+
+    // What pgsync wrote is private to its user.
+    let state = ws.path().join(".pgsync");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700, ".pgsync");
+    for name in ["pid", "status.json"] {
+        if state.join(name).exists() {
+            assert_eq!(mode(&state.join(name)), 0o600, "{name}");
+        }
+    }
+    let plan_file = ws.path().join("saved.plan");
+    let out = pgsync(&ws, &["plan", "--out", plan_file.to_str().unwrap()], &env);
+    assert_eq!(out.status.code(), Some(0), "plan --out: {}", text(&out));
+    assert_eq!(mode(&plan_file), 0o600, "plan file");
+    outputs.push(text(&out));
+    outputs.push(String::from_utf8_lossy(&std::fs::read(&plan_file).unwrap()).into_owned());
+
     for args in [
         &["status"][..],
         &["status", "--json"],

@@ -259,3 +259,28 @@ fn convert(doing: &str, endpoint: &str, err: pg_walstream::ReplicationError) -> 
         cancelled,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::libpq_words;
+
+    #[test]
+    fn libpq_failures_lose_the_transport_prefixes() {
+        assert_eq!(
+            libpq_words(
+                "Authentication failed: PostgreSQL authentication failed: connection to server at \
+                 \"127.0.0.1\", port 5432 failed: FATAL:  password authentication failed for user \
+                 \"alice\"\n"
+            ),
+            "password authentication failed for user \"alice\""
+        );
+        assert_eq!(
+            libpq_words(
+                "Transient connection error: PostgreSQL connection failed (transient): connection \
+                 to server at \"127.0.0.1\", port 1 failed: server does not support SSL, but SSL \
+                 was required\n"
+            ),
+            "server does not support SSL, but SSL was required"
+        );
+    }
+}
