@@ -67,18 +67,16 @@ impl Error {
             Error::State(crate::state::StateError::Locked { .. }) => Some(
                 "wait for the other pgsync to finish (or stop a running apply with Ctrl-C); `pgsync status` works meanwhile".into(),
             ),
-            Error::Engine(crate::engine::EngineError::Pg(e)) if e.doing == "connect" => Some(format!(
-                "check endpoint {:?} in the configuration and that the server is reachable",
-                e.endpoint
-            )),
+            Error::Engine(crate::engine::EngineError::Pg(e)) | Error::Pg(e)
+                if e.connect_hint().is_some() =>
+            {
+                e.connect_hint()
+            }
             Error::Engine(e) => e.hint(),
             Error::Verify(e) => e.hint(),
             Error::StalePlan { .. } => Some("run `pgsync plan --out FILE` again and review it".into()),
             Error::NeedsApproval { .. } => Some("pass --auto-approve to run without a prompt".into()),
-            Error::Pg(e) if e.doing == "connect" => Some(format!(
-                "check host, port, database, user and password of endpoint {:?}, and that the server accepts connections from here",
-                e.endpoint
-            )),
+
             _ => None,
         }
     }

@@ -429,3 +429,49 @@ async fn an_idle_source_keeps_its_slot_moving_and_a_dropped_slot_is_reported() {
     );
     expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
 }
+
+#[test]
+fn a_server_that_never_answers_times_out_with_the_address() {
+    // Accepts TCP connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.hcl"),
+        format!(
+            "endpoint \"src\" {{\n  host = \"127.0.0.1\"\n  port = {port}\n  database = \"d\"\n  user = \"u\"\n}}\n\
+             endpoint \"dst\" {{\n  host = \"127.0.0.1\"\n  port = {port}\n  database = \"e\"\n  user = \"u\"\n}}\n\
+             task \"t\" {{\n  source = endpoint.src\n  destination = endpoint.dst\n  schema \"public\" {{}}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgsync"))
+        .arg("--chdir")
+        .arg(dir.path())
+        .arg("precheck")
+        .env("PGSYNC_CONNECT_TIMEOUT", "2")
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("127.0.0.1:{port} accepted the connection but did not complete the PostgreSQL startup within 2 s")),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: check that host and port point at a PostgreSQL server"),
+        "{err}"
+    );
+}

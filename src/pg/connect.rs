@@ -44,6 +44,20 @@ pub enum PgCause {
     Connect(ConnectFailure),
 }
 
+impl PgError {
+    /// The fix for a failed connection, when this is one.
+    pub fn connect_hint(&self) -> Option<String> {
+        match &self.source {
+            PgCause::Connect(c) => Some(c.hint()),
+            PgCause::Driver(_) if self.doing.starts_with("connect") => Some(format!(
+                "check host, port and database of endpoint {:?} and that its server accepts connections from here",
+                self.endpoint
+            )),
+            PgCause::Driver(_) => None,
+        }
+    }
+}
+
 impl std::fmt::Display for PgError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.source {
@@ -149,6 +163,25 @@ pub enum ConnectFailure {
         /// Why.
         reason: String,
     },
+    /// The server accepted the TCP connection but did not finish the
+    /// startup handshake in time (a wrong port, a proxy, a stuck server).
+    Timeout {
+        /// `host:port`.
+        address: String,
+        /// Seconds waited.
+        seconds: u64,
+    },
+}
+
+/// How long connecting, TLS and authentication together may take:
+/// `$PGSYNC_CONNECT_TIMEOUT` seconds, default 30.
+pub fn connect_timeout() -> std::time::Duration {
+    let secs = std::env::var("PGSYNC_CONNECT_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(30);
+    std::time::Duration::from_secs(secs)
 }
 
 impl ConnectFailure {
@@ -160,6 +193,7 @@ impl ConnectFailure {
             ConnectFailure::NoTls { .. } => "TLS is not available".into(),
             ConnectFailure::Tls { .. } => "TLS handshake failed".into(),
             ConnectFailure::Auth { user, .. } => format!("authentication failed for user {user:?}"),
+            ConnectFailure::Timeout { .. } => "the server did not answer".into(),
         }
     }
 
@@ -173,6 +207,30 @@ impl ConnectFailure {
             ),
             ConnectFailure::Tls { address, reason } => format!("{reason} (server {address})"),
             ConnectFailure::Auth { reason, .. } => reason.clone(),
+            ConnectFailure::Timeout { address, seconds } => format!(
+                "{address} accepted the connection but did not complete the PostgreSQL startup within {seconds} s"
+            ),
+        }
+    }
+
+    /// One imperative sentence on what to change.
+    pub fn hint(&self) -> String {
+        match self {
+            ConnectFailure::Settings(_) => {
+                "fix the file or setting named above in the endpoint block (or the PG* variable it came from)".into()
+            }
+            ConnectFailure::NoTls { .. } => {
+                "turn on ssl in the server's postgresql.conf, or lower the endpoint's sslmode".into()
+            }
+            ConnectFailure::Tls { .. } => {
+                "check the endpoint's sslrootcert (the CA that signed the server certificate) and that the host name matches the certificate".into()
+            }
+            ConnectFailure::Auth { user, .. } => format!(
+                "check the password of role {user:?} (the endpoint's password, PGPASSWORD or the password file) and the server's pg_hba.conf"
+            ),
+            ConnectFailure::Timeout { .. } => {
+                "check that host and port point at a PostgreSQL server (not a proxy or another service)".into()
+            }
         }
     }
 }
@@ -216,7 +274,17 @@ impl Connected {
 pub async fn connect(endpoint: &EndpointSpec) -> Result<Connected, PgError> {
     let params = resolve(endpoint, &Environment::process())
         .map_err(|f| PgError::connect_failed(&endpoint.name, f))?;
-    connect_with(&params).await
+    let limit = connect_timeout();
+    match tokio::time::timeout(limit, connect_with(&params)).await {
+        Ok(result) => result,
+        Err(_) => Err(PgError::connect_failed(
+            &endpoint.name,
+            ConnectFailure::Timeout {
+                address: format!("{}:{}", params.host, params.port),
+                seconds: limit.as_secs(),
+            },
+        )),
+    }
 }
 
 /// Reads and checks the TLS certificate and key files `p` names (as
@@ -340,7 +408,11 @@ fn classify(
                 reason: auth_reason(p, db.code().code(), db.message()),
             });
         }
-        return PgError::new("connect", &p.endpoint, err);
+        return PgError::new(
+            format!("connect to {}:{}", p.host, p.port),
+            &p.endpoint,
+            err,
+        );
     }
     let text = crate::error::chain(&err);
     if text.contains("password missing") {
@@ -354,7 +426,11 @@ fn classify(
         });
     }
     let Some((tls_params, probe)) = tls else {
-        return PgError::new("connect", &p.endpoint, err);
+        return PgError::new(
+            format!("connect to {}:{}", p.host, p.port),
+            &p.endpoint,
+            err,
+        );
     };
     if let Some(f) = probe.failure() {
         return failed(ConnectFailure::Tls {
@@ -390,7 +466,11 @@ fn classify(
             reason: format!("the server rejected pgsync's client certificate (OpenSSL: {detail})"),
         });
     }
-    PgError::new("connect", &p.endpoint, err)
+    PgError::new(
+        format!("connect to {}:{}", p.host, p.port),
+        &p.endpoint,
+        err,
+    )
 }
 
 /// The reason strings of an OpenSSL error stack
