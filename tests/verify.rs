@@ -20,7 +20,7 @@ create table big (id int8 primary key, name text not null, amount numeric(12,2),
                   doubled int8 generated always as (id * 2) stored);
 insert into big (id, name, amount, doc)
   select g, 'name ' || g, g * 1.25, jsonb_build_object('g', g) from generate_series(1, 100000) g;
-create table pairs (a text, b int, v text, primary key (a, b));
+create table pairs (a char(4), b int, v text, primary key (a, b));
 insert into pairs select 'k' || (g % 50), g, md5(g::text) from generate_series(1, 2000) g;
 create table bag (x int, y text);
 alter table bag replica identity full;
@@ -29,6 +29,10 @@ create table measurement (id int, at date, v float8, primary key (id, at)) parti
 create table measurement_2024 partition of measurement for values from ('2024-01-01') to ('2025-01-01');
 create table measurement_2025 partition of measurement for values from ('2025-01-01') to ('2026-01-01');
 insert into measurement select g, date '2024-06-01' + (g % 400), g / 3.0 from generate_series(1, 5000) g;
+create table words (w text collate \"und-x-icu\" primary key, n int);
+insert into words select 'w' || (array['A', 'a', 'ä'])[g % 3 + 1] || g, g from generate_series(1, 20000) g;
+create table gone (id int primary key);
+insert into gone values (1), (2), (3);
 ";
 
 fn json(out: &std::process::Output, code: i32) -> Value {
@@ -86,7 +90,9 @@ async fn verify_finds_each_tampered_row_in_its_range() {
         "ok        public.pairs: 2000 rows",
         "ok        public.bag: 300 rows",
         "ok        public.measurement: 5000 rows",
-        "Verified: 4 tables, 4 ok, 0 MISMATCH; 107300 source rows compared in",
+        "ok        public.gone: 3 rows",
+        "ok        public.words: 20000 rows",
+        "Verified: 6 tables, 6 ok, 0 MISMATCH; 127303 source rows compared in",
         "rows/s).",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
@@ -95,9 +101,9 @@ async fn verify_finds_each_tampered_row_in_its_range() {
 
     let report = json(&ws.run(&["verify", "--json"]), 0);
     assert_eq!(report["result"], "ok");
-    assert_eq!(report["summary"]["tables"], 4);
+    assert_eq!(report["summary"]["tables"], 6);
     assert_eq!(report["summary"]["mismatch"], 0);
-    assert_eq!(report["summary"]["source_rows"], 107_300);
+    assert_eq!(report["summary"]["source_rows"], 127_303);
     assert!(report["summary"]["rows_per_second"].as_f64().unwrap() > 0.0);
     let task = &report["tasks"][0];
     assert_eq!(task["task"], "v");
@@ -134,13 +140,26 @@ async fn verify_finds_each_tampered_row_in_its_range() {
          insert into big (id, name, amount, doc) values (100500, 'extra', 1, '{}');
          update pairs set v = 'changed' where a = 'k7' and b = 7;
          insert into bag values (3, 'v');
-         update measurement set v = -1 where id = 10;",
+         update measurement set v = -1 where id = 10;
+         update words set n = -1 where w = 'wa1';
+         drop table gone;",
     )
     .await;
 
     let report = json(&ws.run(&["verify", "--json"]), 2);
     assert_eq!(report["result"], "mismatch");
-    assert_eq!(report["summary"]["mismatch"], 4);
+    assert_eq!(report["summary"]["mismatch"], 6);
+    assert_eq!(
+        table(&report, "public.words")["ranges"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let gone = table(&report, "public.gone");
+    assert_eq!(gone["status"], "mismatch");
+    assert_eq!(gone["note"], "the table does not exist on the destination");
+    assert_eq!(gone["source_rows"], 3);
     let big = table(&report, "public.big");
     assert_eq!(big["status"], "mismatch");
     assert_eq!(big["source_rows"], 100_000);
@@ -178,10 +197,13 @@ async fn verify_finds_each_tampered_row_in_its_range() {
     let rows = &table(&report, "public.bag")["rows"];
     assert_eq!(keys(&rows["extra"]), [["(3,v)"]]);
     assert_eq!(keys(&rows["missing"]).len(), 0);
+    let rows = &table(&report, "public.words")["rows"];
+    assert_eq!(keys(&rows["different"]), [["wa1"]]);
     let rows = &table(&report, "public.measurement")["rows"];
     assert_eq!(keys(&rows["different"]), [["10", "2024-06-11"]]);
 
     let out = expect_exit(&ws.run(&["verify", "--rows"]), 2);
+    eprintln!("{out}");
     for line in [
         "MISMATCH  public.big: source 100000 rows, destination 100000 rows",
         "missing on destination (1): id 4242",
@@ -189,7 +211,8 @@ async fn verify_finds_each_tampered_row_in_its_range() {
         "different (1): id 50001",
         "different (1): (a, b) (k7, 7)",
         "extra on destination (1): row (3,v)",
-        "Differences found: 4 tables, 0 ok, 4 MISMATCH;",
+        "MISMATCH  public.gone: source 3 rows, destination 0 rows; the table does not exist on the destination",
+        "Differences found: 6 tables, 0 ok, 6 MISMATCH;",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
@@ -240,7 +263,7 @@ fn start_writer(client: tokio_postgres::Client) -> (Arc<AtomicBool>, Arc<AtomicU
             x ^= x >> 7;
             x ^= x << 17;
             let id = x % 10_000 + 1;
-            let sql = if x % 10 == 0 {
+            let sql = if x.is_multiple_of(10) {
                 format!(
                     "begin; delete from account where id = {id};
                      insert into account values ({id}, 0, 'again'); commit"

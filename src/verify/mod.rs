@@ -59,6 +59,7 @@ use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 use serde::Serialize;
+use tokio_postgres::Row;
 
 use crate::model::{DesiredState, Lsn, QualifiedName, TaskSpec, slot_name_for_task};
 use crate::pg::{Connected, PgError, admin, connect, precheck};
@@ -71,6 +72,11 @@ use sql::{Bounds, HashKind, KeyValue, SideTable};
 pub const CHUNK_ROWS: i64 = 10_000;
 /// At most this many top-level ranges per table (bigger tables get bigger ranges).
 pub const MAX_TOP_RANGES: i64 = 1_000;
+/// Tables with more rows take their top-level split points from a block
+/// sample (`tablesample system`) of about [`SAMPLE_ROWS`] rows.
+pub const SAMPLE_ABOVE_ROWS: i64 = 200_000;
+/// Rows sampled for the split points of a big table.
+pub const SAMPLE_ROWS: i64 = 50_000;
 /// A differing range is split into this many parts.
 pub const SPLIT_FANOUT: i64 = 16;
 /// Ranges of at most this many rows (on either side) are not split further.
@@ -449,8 +455,8 @@ async fn verify_task(
             })
     };
     let (source, destination) = (endpoint(&spec.source)?, endpoint(&spec.destination)?);
-    let src_coord = connect(source).await?;
-    let dst_coord = connect(destination).await?;
+    let src_coord = session(source).await?;
+    let dst_coord = session(destination).await?;
     let hash = match options.hash {
         Some(h) => h,
         None => hash_kind(&src_coord, &dst_coord).await,
@@ -505,8 +511,8 @@ async fn verify_task(
     let mut workers = Vec::with_capacity(jobs);
     for _ in 0..jobs {
         workers.push(Worker {
-            src: connect(source).await?,
-            dst: connect(destination).await?,
+            src: session(source).await?,
+            dst: session(destination).await?,
         });
     }
 
@@ -599,6 +605,18 @@ async fn verify_task(
         note,
         tables: works.into_iter().map(table_report).collect(),
     })
+}
+
+/// A session for verify: pgsync's pinned settings (`pg::connect`), and no
+/// server-side timeout may end a long hash query or a coordinator that
+/// holds a snapshot open while the workers read.
+async fn session(endpoint: &crate::model::EndpointSpec) -> Result<Connected, PgError> {
+    let conn = connect(endpoint).await?;
+    conn.client
+        .batch_execute("set statement_timeout = 0; set idle_in_transaction_session_timeout = 0")
+        .await
+        .map_err(conn.err("prepare the verify session"))?;
+    Ok(conn)
 }
 
 /// Hashtext when both servers hash the probe alike, else md5.
@@ -745,13 +763,28 @@ where
     futures_util::future::try_join_all(jobs).await.map(|_| ())
 }
 
+/// Runs one of verify's queries, logging it with its duration at debug level.
+async fn timed(conn: &Connected, sql: &str, doing: String) -> Result<Vec<Row>, PgError> {
+    let started = Instant::now();
+    let rows = conn.client.query(sql, &[]).await.map_err(conn.err(doing))?;
+    tracing::debug!(
+        endpoint = %conn.endpoint,
+        ms = started.elapsed().as_millis() as u64,
+        rows = rows.len(),
+        sql,
+        "verify query"
+    );
+    Ok(rows)
+}
+
 async fn count(conn: &Connected, t: &SideTable) -> Result<i64, PgError> {
-    Ok(conn
-        .client
-        .query_one(&t.count_sql(), &[])
-        .await
-        .map_err(conn.err(format!("count the rows of {}", t.qualified)))?
-        .get(0))
+    let rows = timed(
+        conn,
+        &t.count_sql(),
+        format!("count the rows of {}", t.qualified),
+    )
+    .await?;
+    Ok(rows.first().map_or(0, |r| r.get(0)))
 }
 
 async fn splits(
@@ -760,12 +793,14 @@ async fn splits(
     hash: HashKind,
     b: &Bounds,
     step: i64,
+    sample: Option<f64>,
 ) -> Result<Vec<KeyValue>, PgError> {
-    let rows = conn
-        .client
-        .query(&t.splits_sql(hash, b, step), &[])
-        .await
-        .map_err(conn.err(format!("choose key ranges of {}", t.qualified)))?;
+    let rows = timed(
+        conn,
+        &t.splits_sql(hash, b, step, sample),
+        format!("choose key ranges of {}", t.qualified),
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|r| (0..t.key_width()).map(|i| r.get::<_, String>(i)).collect())
@@ -779,11 +814,12 @@ async fn summaries(
     b: &Bounds,
     at: &[KeyValue],
 ) -> Result<Vec<Sum>, PgError> {
-    let rows = conn
-        .client
-        .query(&t.summary_sql(hash, b, at), &[])
-        .await
-        .map_err(conn.err(format!("hash the rows of {}", t.qualified)))?;
+    let rows = timed(
+        conn,
+        &t.summary_sql(hash, b, at),
+        format!("hash the rows of {}", t.qualified),
+    )
+    .await?;
     let mut out = vec![Sum::empty(); at.len() + 1];
     for r in rows {
         let bucket = usize::try_from(r.get::<_, i32>(0)).unwrap_or(0);
@@ -854,7 +890,16 @@ async fn first_pass(
     let n = count(&w.src, &src_t).await?;
     let at = if n > CHUNK_ROWS {
         let ranges = ((n + CHUNK_ROWS - 1) / CHUNK_ROWS).min(MAX_TOP_RANGES);
-        splits(&w.src, &src_t, hash, &all, (n + ranges - 1) / ranges).await?
+        if n > SAMPLE_ABOVE_ROWS && !src_t.key.is_empty() {
+            // About SAMPLE_ROWS keys from a block sample: ranges of roughly
+            // equal size without reading every key.
+            let percent = (100.0 * SAMPLE_ROWS as f64 / n as f64).min(100.0);
+            let sampled = n as f64 * percent / 100.0;
+            let step = (sampled / ranges as f64).round().max(1.0) as i64;
+            splits(&w.src, &src_t, hash, &all, step, Some(percent)).await?
+        } else {
+            splits(&w.src, &src_t, hash, &all, (n + ranges - 1) / ranges, None).await?
+        }
     } else {
         Vec::new()
     };
@@ -888,9 +933,9 @@ async fn first_pass(
         }
         let step = (big + SPLIT_FANOUT - 1) / SPLIT_FANOUT;
         let at = if c.src.count >= c.dst.count {
-            splits(&w.src, &src_t, hash, &c.bounds, step).await?
+            splits(&w.src, &src_t, hash, &c.bounds, step, None).await?
         } else {
-            splits(&w.dst, &dst_t, hash, &c.bounds, step).await?
+            splits(&w.dst, &dst_t, hash, &c.bounds, step, None).await?
         };
         if at.is_empty() {
             out.push(c);
@@ -940,8 +985,10 @@ async fn first_pass(
 /// previous round and in this one, while its source version and its
 /// destination version both stayed the same: the previous destination
 /// snapshot lies between the two source snapshots, so no source change can
-/// explain it. A larger range is judged whole by the same rule on its
-/// hashes.
+/// explain it. When instead every row that differed in the previous round
+/// has changed on the source since, the range is explained (the source was
+/// writing those rows) and dropped. A larger range is judged whole by the
+/// confirmation rule on its hashes.
 async fn recheck(w: &Worker, ctx: &TaskCtx<'_>, work: &mut Work) -> Result<(), VerifyError> {
     let Some(dst_t) = work.dst.clone() else {
         return Ok(());
@@ -978,6 +1025,8 @@ async fn recheck(w: &Worker, ctx: &TaskCtx<'_>, work: &mut Work) -> Result<(), V
                             classify(out, k, &now);
                         }
                     }
+                } else if explained(before, &now.0) {
+                    continue;
                 }
             }
             c.rows = Some(now);
@@ -1014,10 +1063,7 @@ async fn settle(w: &Worker, ctx: &TaskCtx<'_>, work: &mut Work) -> Result<(), Ve
             c.state = State::Unsettled;
             if let Some(last) = &c.rows {
                 let now = rows_of(&w.src, &src_t, ctx.hash, &c.bounds).await?;
-                if differing(last)
-                    .iter()
-                    .all(|k| digests(&last.0, k) != digests(&now, k))
-                {
+                if explained(last, &now) {
                     continue;
                 }
             }
@@ -1039,11 +1085,12 @@ async fn rows_of(
     hash: HashKind,
     b: &Bounds,
 ) -> Result<RowSet, PgError> {
-    let rows = conn
-        .client
-        .query(&t.rows_sql(hash, b), &[])
-        .await
-        .map_err(conn.err(format!("read the rows of {}", t.qualified)))?;
+    let rows = timed(
+        conn,
+        &t.rows_sql(hash, b),
+        format!("read the rows of {}", t.qualified),
+    )
+    .await?;
     let width = t.key_width();
     let mut set = RowSet::new();
     for r in &rows {
@@ -1102,6 +1149,15 @@ fn confirmed_rows(before: &(RowSet, RowSet), now: &(RowSet, RowSet)) -> Vec<KeyV
                 && digests(&before.1, k) == digests(&now.1, k)
         })
         .collect()
+}
+
+/// Whether every row that differed in `before` has a different source
+/// version in `later` (a later source read): the source was changing
+/// exactly those rows, so the difference is the window, not the destination.
+fn explained(before: &(RowSet, RowSet), later: &RowSet) -> bool {
+    differing(before)
+        .iter()
+        .all(|k| digests(&before.0, k) != digests(later, k))
 }
 
 /// Files the differing key `k` as missing, extra or different.
@@ -1199,5 +1255,94 @@ fn table_report(mut work: Work) -> TableReport {
         unsettled,
         rows: work.rows,
         seconds: work.seconds,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(rows: &[(&str, &str)]) -> RowSet {
+        let mut s = RowSet::new();
+        for (k, d) in rows {
+            s.entry(vec![(*k).to_owned()])
+                .or_insert_with(|| (Vec::new(), None))
+                .0
+                .push((*d).to_owned());
+        }
+        s
+    }
+
+    fn key(k: &str) -> KeyValue {
+        vec![k.to_owned()]
+    }
+
+    #[test]
+    fn a_row_is_confirmed_only_when_both_sides_held_still() {
+        // Row 2 differs in both rounds, same versions: confirmed. Row 3
+        // differed but the source changed it: the window, not a mismatch.
+        let before = (
+            set(&[("1", "a"), ("2", "b"), ("3", "c")]),
+            set(&[("1", "a"), ("2", "X"), ("3", "old")]),
+        );
+        let now = (
+            set(&[("1", "a"), ("2", "b"), ("3", "c2")]),
+            set(&[("1", "a"), ("2", "X"), ("3", "c")]),
+        );
+        assert_eq!(confirmed_rows(&before, &now), vec![key("2")]);
+        assert!(!explained(&before, &now.0));
+        // The destination moved on for row 2: not confirmed (yet).
+        let moved = (now.0.clone(), set(&[("1", "a"), ("2", "Y"), ("3", "c")]));
+        assert!(confirmed_rows(&before, &moved).is_empty());
+    }
+
+    #[test]
+    fn rows_the_source_was_writing_explain_the_difference() {
+        // An append in the window: extra on the destination, then on the source too.
+        let before = (set(&[("1", "a")]), set(&[("1", "a"), ("2", "new")]));
+        let later = set(&[("1", "a"), ("2", "new"), ("3", "newer")]);
+        assert!(explained(&before, &later));
+        assert!(!explained(&before, &before.0));
+    }
+
+    #[test]
+    fn differing_rows_are_filed_by_kind() {
+        let sets = (
+            set(&[("1", "a"), ("2", "b")]),
+            set(&[("2", "B"), ("3", "c")]),
+        );
+        let mut out = RowsReport::default();
+        for k in differing(&sets) {
+            classify(&mut out, &k, &sets);
+        }
+        assert_eq!(out.missing, vec![key("1")]);
+        assert_eq!(out.different, vec![key("2")]);
+        assert_eq!(out.extra, vec![key("3")]);
+        // Keyless: the key is the row hash, duplicates are multiplicities,
+        // and the row's text is what is shown.
+        let mut s = RowSet::new();
+        s.insert(key("h"), (vec!["d".into()], Some("(3,v)".into())));
+        let mut d = RowSet::new();
+        d.insert(
+            key("h"),
+            (vec!["d".into(), "d".into()], Some("(3,v)".into())),
+        );
+        let mut out = RowsReport::default();
+        let sets = (s, d);
+        for k in differing(&sets) {
+            classify(&mut out, &k, &sets);
+        }
+        assert_eq!(out.extra, vec![vec!["(3,v)".to_owned()]]);
+        assert!(out.missing.is_empty() && out.different.is_empty());
+    }
+
+    #[test]
+    fn listing_stops_at_the_cap() {
+        let mut out = RowsReport::default();
+        for i in 0..MAX_LISTED_ROWS + 5 {
+            record(&mut out, Diff::Missing, key(&i.to_string()));
+        }
+        assert_eq!(out.missing.len(), MAX_LISTED_ROWS);
+        assert!(out.truncated);
     }
 }

@@ -167,7 +167,7 @@ pub async fn key_columns(
     let rows = conn
         .client
         .query(
-            "select a.attname::text, format_type(a.atttypid, null),
+            "select a.attname::text, format_type(a.atttypid, a.atttypmod),
                     a.attcollation <> 0 and not coalesce(
                         co.collname in ('C', 'POSIX', 'ucs_basic')
                         or (co.collname = 'default' and (

@@ -40,7 +40,8 @@ pub enum HashKind {
 pub struct KeyColumn {
     /// Column name.
     pub name: String,
-    /// `format_type(atttypid, NULL)` on this side: the cast for split points.
+    /// `format_type(atttypid, atttypmod)` on this side: the cast for split
+    /// points (with the typmod: `character` alone would mean `char(1)`).
     pub type_sql: String,
     /// The column is collatable and its collation does not already sort by
     /// bytes: comparisons add `collate "C"` so both sides order keys alike.
@@ -78,11 +79,19 @@ impl SideTable {
         self.key.is_empty()
     }
 
-    fn from_clause(&self) -> String {
+    fn relation(&self) -> String {
+        self.sampled(None)
+    }
+
+    /// The table as `t`, optionally `tablesample system (percent)`.
+    fn sampled(&self, percent: Option<f64>) -> String {
         format!(
-            "{}{} t",
+            "{}{} t{}",
             if self.only { "only " } else { "" },
-            self.qualified
+            self.qualified,
+            percent
+                .map(|p| format!(" tablesample system ({p:.4})"))
+                .unwrap_or_default()
         )
     }
 
@@ -183,19 +192,22 @@ impl SideTable {
         let rows = format!(
             "select {keys}{} as r from {}{} offset 0",
             self.row_text(),
-            self.from_clause(),
+            self.relation(),
             filter.map(|f| format!(" where {f}")).unwrap_or_default()
         );
         let text = if with_text { ", r" } else { "" };
+        // Keyed tables use h1 and h2 once each above this level, so it need
+        // not be fenced; a keyless table's h1 is also its key.
+        let fence = if self.keyless() { " offset 0" } else { "" };
         let hashed = match hash {
             HashKind::Hashtext => format!(
                 "select {pass}hashtextextended(r, 0) as h1, hashtextextended(r, 1) as h2{text} \
-                 from ({rows}) l1 offset 0"
+                 from ({rows}) l1{fence}"
             ),
             HashKind::Md5 => format!(
                 "select {pass}('x' || substr(m, 1, 16))::bit(64)::int8 as h1, \
                  ('x' || substr(m, 17, 16))::bit(64)::int8 as h2{text} \
-                 from (select {pass}md5(r) as m{text} from ({rows}) l1 offset 0) l2 offset 0"
+                 from (select {pass}md5(r) as m{text} from ({rows}) l1 offset 0) l2{fence}"
             ),
         };
         let keyless_filter = if self.keyless() {
@@ -239,12 +251,22 @@ impl SideTable {
 
     /// All rows of the table (for choosing split points).
     pub fn count_sql(&self) -> String {
-        format!("select count(*) from {}", self.from_clause())
+        format!("select count(*) from {}", self.relation())
     }
 
     /// Split points: every `step`-th key in `bounds` (in the `collate "C"`
     /// order), as text per key column, so buckets hold `step` rows each.
-    pub fn splits_sql(&self, hash: HashKind, bounds: &Bounds, step: i64) -> String {
+    /// With `sample` (a percentage of the table's pages, keyed tables only)
+    /// the keys come from a `tablesample system` block sample instead of
+    /// every row, and `step` counts sampled rows: ranges of about equal size
+    /// for a fraction of the reading.
+    pub fn splits_sql(
+        &self,
+        hash: HashKind,
+        bounds: &Bounds,
+        step: i64,
+        sample: Option<f64>,
+    ) -> String {
         let step = step.max(1);
         if self.keyless() {
             return format!(
@@ -270,7 +292,7 @@ impl SideTable {
             out.join(", "),
             cols.join(", "),
             self.key_expr("t", false),
-            self.from_clause()
+            self.sampled(sample)
         )
     }
 
@@ -354,7 +376,7 @@ mod tests {
             lo: Some(vec!["x'y".into(), "1".into()]),
             hi: None,
         };
-        let sql = t.splits_sql(HashKind::Hashtext, &b, 10);
+        let sql = t.splits_sql(HashKind::Hashtext, &b, 10, None);
         assert!(
             sql.contains(
                 "where (t.\"a\" collate \"C\", t.\"b\") >= ('x''y'::text collate \"C\", '1'::integer)"
@@ -365,6 +387,17 @@ mod tests {
             sql.contains("order by (t.\"a\" collate \"C\", t.\"b\")"),
             "{sql}"
         );
+    }
+
+    #[test]
+    fn big_tables_take_split_points_from_a_block_sample() {
+        let t = table(&[("id", "integer", false)]);
+        let sql = t.splits_sql(HashKind::Hashtext, &Bounds::default(), 20, Some(2.5));
+        assert!(
+            sql.contains("from only \"public\".\"t\" t tablesample system (2.5000)"),
+            "{sql}"
+        );
+        assert!(sql.contains("(rn - 1) % 20 = 0 and rn > 1"), "{sql}");
     }
 
     #[test]
