@@ -117,7 +117,18 @@ async fn a_column_the_destination_lacks_stops_the_stream_naming_it() {
     );
     // DDL made where no capture sees it (as with a non-superuser source role).
     exec(&src, "alter event trigger dts_ddl_capture disable; alter table t add column extra text; insert into t values (1, 'a', 'kept')").await;
-    let out = ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]);
+    // The statement retry window (DTS "other issues"), shortened for the test.
+    let out = ws
+        .command(&["apply", "--auto-approve", "--exit-when-caught-up"])
+        .env("PGSYNC_RETRY_SECONDS", "30,2")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("task \"nocapture\" stopped after retrying for 2 s"),
+        "{}",
+        crate::support::cli::text(&out)
+    );
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -9,6 +9,7 @@ mod cross_version;
 mod e2e_ddl;
 mod e2e_pagila;
 mod killpoints;
+mod reconnect;
 mod scenarios;
 mod schema_sync;
 mod tls;

@@ -19,8 +19,8 @@ use super::diag::{ConfigError, ConfigErrors, Diagnostics, Source};
 use super::eval::{self, EnvScope, Evaluator, Variable};
 use super::suggest;
 use crate::model::{
-    ConflictMode, DesiredState, EndpointSpec, ObjectSelection, Secret, SslMode, SyncTypes,
-    TaskSpec, TlsFiles, slot_name_for_task,
+    ConflictMode, DesiredState, EndpointSpec, ObjectSelection, RetrySpec, Secret, SslMode,
+    SyncTypes, TaskSpec, TlsFiles, slot_name_for_task,
 };
 
 /// What a block may contain. `planned` names are part of the documented
@@ -60,8 +60,14 @@ const ENDPOINT: Shape = Shape {
 
 const TASK: Shape = Shape {
     attrs: &["source", "destination", "sync_types", "conflicting_tables"],
-    blocks: &["schema", "table"],
-    planned: &["name_case", "tags", "mapping", "throttle", "retry", "alert"],
+    blocks: &["schema", "table", "retry"],
+    planned: &["name_case", "tags", "mapping", "throttle", "alert"],
+};
+
+const RETRY: Shape = Shape {
+    attrs: &["connection_minutes", "other_minutes"],
+    blocks: &[],
+    planned: &[],
 };
 
 const SCHEMA: Shape = Shape {
@@ -711,6 +717,10 @@ impl Decoder<'_> {
         let destination = self.endpoint_ref(&a, "destination", known);
         let sync_types = self.field(&a, "sync_types", false, sync_types);
         let conflicting = self.field(&a, "conflicting_tables", false, conflict);
+        let (retry_blocks, blocks): (Vec<&Block>, Vec<&Block>) = blocks
+            .into_iter()
+            .partition(|b| b.ident.as_str() == "retry");
+        let retry = self.retry(ev, file, &retry_blocks, &ctx);
         let objects = self.objects(ev, file, decl.block, &blocks, &ctx);
 
         let source = self.require(&a, source, "source");
@@ -756,7 +766,63 @@ impl Decoder<'_> {
             })?,
             conflicting_tables: conflicting.or(ConflictMode::default())?,
             objects: objects?,
+            retry: retry?,
         })
+    }
+
+    /// The task's optional `retry { connection_minutes, other_minutes }`
+    /// block, with the DTS ranges: 10..=1440 and 1..=1440 minutes, other
+    /// below connection.
+    fn retry(
+        &mut self,
+        ev: &Evaluator<'_>,
+        file: usize,
+        blocks: &[&Block],
+        task_ctx: &str,
+    ) -> Option<RetrySpec> {
+        let mut spec = RetrySpec::default();
+        let Some((block, more)) = blocks.split_first() else {
+            return Some(spec);
+        };
+        if let Some(second) = more.first() {
+            self.push(
+                file,
+                block_start(second),
+                format!("{task_ctx} has more than one `retry` block"),
+                Some("merge them into one".to_owned()),
+            );
+            return None;
+        }
+        let ctx = format!("retry of {task_ctx}");
+        let (map, _) = self.check_body(file, &block.body, &ctx, &RETRY);
+        let a = Attrs {
+            ev,
+            file,
+            block,
+            ctx: &ctx,
+            map,
+        };
+        let connection = self.field(&a, "connection_minutes", false, |v, s, subj| {
+            minutes(v, s, subj, 10)
+        });
+        let other = self.field(&a, "other_minutes", false, |v, s, subj| {
+            minutes(v, s, subj, 1)
+        });
+        spec.connection_minutes = connection.or(spec.connection_minutes)?;
+        spec.other_minutes = other.or(spec.other_minutes)?;
+        if spec.other_minutes >= spec.connection_minutes {
+            self.push(
+                file,
+                block_start(block),
+                format!(
+                    "`other_minutes` ({}) in {ctx} must be less than `connection_minutes` ({})",
+                    spec.other_minutes, spec.connection_minutes
+                ),
+                Some("lower other_minutes or raise connection_minutes".to_owned()),
+            );
+            return None;
+        }
+        Some(spec)
     }
 
     /// The `schema` and `table` blocks of a task, in file order.
@@ -940,6 +1006,22 @@ fn password(value: &Value, _sensitive: bool, subject: &str) -> Result<Option<Sec
             Some("write `password = env(\"NAME\")` or `password = var.NAME`".to_owned()),
         )),
     }
+}
+
+/// A whole number of minutes from `min` to 1440 (one day).
+fn minutes(value: &Value, sensitive: bool, subject: &str, min: u32) -> Result<u32, Complaint> {
+    eval::as_u64(value)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (min..=1440).contains(n))
+        .ok_or_else(|| {
+            (
+                format!(
+                    "{subject} must be a whole number of minutes from {min} to 1440, got {}",
+                    eval::describe(value, sensitive)
+                ),
+                Some(format!("write a value from {min} to 1440")),
+            )
+        })
 }
 
 fn port(value: &Value, sensitive: bool, subject: &str) -> Result<u16, Complaint> {

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::model::{
-    ConflictMode, EndpointSpec, ObjectSelection, Secret, SslMode, SyncTypes, TaskSpec, TlsFiles,
+    ConflictMode, EndpointSpec, ObjectSelection, RetrySpec, Secret, SslMode, SyncTypes, TaskSpec,
+    TlsFiles,
 };
 
 fn testdata(dir: &str) -> PathBuf {
@@ -101,6 +102,7 @@ fn valid_directory_parses_to_the_exact_state() {
                 name: "orders".into(),
             },
         ],
+        retry: RetrySpec::default(),
     };
     let archive = TaskSpec {
         name: "archive-2024".into(),
@@ -118,6 +120,10 @@ fn valid_directory_parses_to_the_exact_state() {
                 exclude_tables: vec![],
             },
         ],
+        retry: RetrySpec {
+            connection_minutes: 60,
+            other_minutes: 5,
+        },
     };
     let want = DesiredState {
         endpoints: [("dst".to_owned(), dst), ("src".to_owned(), src)].into(),
@@ -774,5 +780,42 @@ fn tls_attribute_errors_hide_key_passwords() {
          t.hcl:6:12: `sslsni` in endpoint \"a\" must be true or false, got \"maybe\"\n  hint: \
          write `sslsni = false` to send no server name\n\
          t.hcl:7:17: `sslrootcert` in endpoint \"a\" must not be empty"
+    );
+}
+
+#[test]
+fn retry_windows_follow_the_dts_ranges() {
+    let task = |retry: &str| {
+        format!(
+            "endpoint \"a\" {{\n  host = \"h\"\n  database = \"d\"\n  user = \"u\"\n}}\n\
+             endpoint \"b\" {{\n  host = \"h2\"\n  database = \"d\"\n  user = \"u\"\n}}\n\
+             task \"t\" {{\n  source = endpoint.a\n  destination = endpoint.b\n  schema \"public\" {{}}\n  {retry}\n}}\n"
+        )
+    };
+    let err = parse_files(
+        &[(
+            "t.hcl".into(),
+            task("retry {\n    connection_minutes = 5\n    other_minutes = 1\n  }"),
+        )],
+        &Inputs::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`connection_minutes` in retry of task \"t\" must be a whole number of minutes from 10 to 1440, got 5"),
+        "{err}"
+    );
+    let err = parse_files(
+        &[(
+            "t.hcl".into(),
+            task("retry {\n    connection_minutes = 30\n    other_minutes = 30\n  }"),
+        )],
+        &Inputs::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`other_minutes` (30) in retry of task \"t\" must be less than `connection_minutes` (30)"),
+        "{err}"
     );
 }

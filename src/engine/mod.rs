@@ -112,6 +112,17 @@ pub enum EngineError {
         /// Slot name.
         slot: String,
     },
+    /// Retrying did not help within the task's retry window.
+    #[error("task {task:?} stopped after retrying for {window}")]
+    GaveUp {
+        /// Task name.
+        task: String,
+        /// The window that ran out.
+        window: String,
+        /// The last failure.
+        #[source]
+        source: Box<EngineError>,
+    },
     /// The state store failed.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
@@ -134,6 +145,9 @@ impl EngineError {
             EngineError::Precheck { failed, .. } => {
                 failed.iter().find_map(|c| c.fix.clone())
             }
+            EngineError::GaveUp { source, .. } => source.hint().or_else(|| Some(
+                "fix the cause above, then run `pgsync apply` again: the stream resumes at the last applied transaction".into(),
+            )),
             EngineError::SlotInvalidated { .. } => Some(
                 "the changes since the slot fell behind are gone from the source: run `pgsync plan` (it shows the re-sync) and `pgsync apply` to copy again from a fresh snapshot; raise max_slot_wal_keep_size to keep more WAL".into(),
             ),
@@ -276,7 +290,10 @@ async fn apply_inner(
             }
             Action::Update { .. } => {
                 let spec = &desired.tasks[&task];
-                recorder.update(&task, |r| r.conflicting_tables = spec.conflicting_tables)?;
+                recorder.update(&task, |r| {
+                    r.conflicting_tables = spec.conflicting_tables;
+                    r.retry = spec.retry;
+                })?;
             }
             Action::Create { .. } | Action::ResumeInitialSync { .. } => {
                 initial::run(
@@ -320,6 +337,7 @@ async fn stream_all(
             publication: record.publication.clone().unwrap_or_default(),
             consistent_lsn: record.consistent_lsn.unwrap_or_default(),
             objects: spec.objects.clone(),
+            retry: spec.retry,
             options: options.clone(),
         };
         let (report, cancel, live) = (Arc::clone(report), cancel.clone(), live.clone());

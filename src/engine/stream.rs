@@ -37,12 +37,38 @@ pub(super) struct StreamJob {
     pub publication: String,
     pub consistent_lsn: Lsn,
     pub objects: Vec<crate::model::ObjectSelection>,
+    pub retry: crate::model::RetrySpec,
     pub options: ApplyOptions,
 }
 
-/// Transient failures are retried this many times, with backoff, before the
-/// task stops (the configurable retry window arrives with issue 4).
-const MAX_RETRIES: u32 = 8;
+/// Which retry window an error falls under (the task's `retry` block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RetryKind {
+    /// A lost source or destination connection: `connection_minutes`.
+    Connection,
+    /// A DDL or DML statement the destination refused: `other_minutes`.
+    Other,
+}
+
+/// The retry windows in force: the task's `retry` block, or
+/// `$PGSYNC_RETRY_SECONDS="CONNECTION,OTHER"` (seconds; for tests).
+fn windows(retry: crate::model::RetrySpec) -> (Duration, Duration) {
+    if let Some((c, o)) = std::env::var("PGSYNC_RETRY_SECONDS").ok().and_then(|v| {
+        let (c, o) = v.split_once(',')?;
+        Some((c.trim().parse::<u64>().ok()?, o.trim().parse::<u64>().ok()?))
+    }) {
+        return (Duration::from_secs(c), Duration::from_secs(o));
+    }
+    (
+        Duration::from_secs(u64::from(retry.connection_minutes) * 60),
+        Duration::from_secs(u64::from(retry.other_minutes) * 60),
+    )
+}
+
+/// Backoff between attempts: 1 s doubling up to 30 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.min(5)).min(Duration::from_secs(30))
+}
 
 pub(super) async fn run(
     job: StreamJob,
@@ -50,54 +76,106 @@ pub(super) async fn run(
     cancel: CancellationToken,
     live: LiveStatus,
 ) -> Result<(), EngineError> {
+    let (connection_window, other_window) = windows(job.retry);
+    // The failure that opened the current outage, and when.
+    let mut outage: Option<Instant> = None;
     let mut attempt = 0;
     loop {
-        match stream_once(&job, &report, &cancel, &live).await {
+        let before = live
+            .snapshot()
+            .tasks
+            .get(&job.task)
+            .and_then(|t| t.applied_lsn.clone());
+        let result = stream_once(&job, &report, &cancel, &live).await;
+        let after = live
+            .snapshot()
+            .tasks
+            .get(&job.task)
+            .and_then(|t| t.applied_lsn.clone());
+        if before != after {
+            // Progress was made: a new failure opens a new outage.
+            outage = None;
+            attempt = 0;
+        }
+        let err = match result {
             Ok(()) => {
                 live.task(&job.task, |s| s.phase = "stopped".into());
                 return Ok(());
             }
-            Err(err) if is_transient(&err) && attempt < MAX_RETRIES && !cancel.is_cancelled() => {
-                attempt += 1;
-                let wait = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
-                report(Event::Step {
+            Err(err) => err,
+        };
+        let kind = retry_kind(&err);
+        let window = match kind {
+            Some(RetryKind::Connection) => connection_window,
+            Some(RetryKind::Other) => other_window,
+            None => Duration::ZERO,
+        };
+        let since = *outage.get_or_insert_with(Instant::now);
+        if kind.is_none() || cancel.is_cancelled() || since.elapsed() >= window {
+            let err = if kind.is_some() && !cancel.is_cancelled() {
+                EngineError::GaveUp {
                     task: job.task.clone(),
-                    message: format!(
-                        "stream interrupted ({}); reconnecting in {:.1} s (attempt {attempt} of {MAX_RETRIES})",
-                        crate::error_chain(&err),
-                        wait.as_secs_f64()
-                    ),
-                });
-                tokio::select! {
-                    () = cancel.cancelled() => return Ok(()),
-                    () = tokio::time::sleep(wait) => {}
+                    window: format!("{} s", window.as_secs()),
+                    source: Box::new(err),
                 }
-            }
-            Err(err) => {
-                live.task(&job.task, |s| {
-                    s.phase = "failed".into();
-                    s.last_error = Some(crate::error_chain(&err));
-                });
-                return Err(err);
-            }
+            } else {
+                err
+            };
+            live.task(&job.task, |s| {
+                s.phase = "failed".into();
+                s.last_error = Some(crate::error_chain(&err));
+            });
+            return Err(err);
+        }
+        let wait = backoff(attempt);
+        attempt += 1;
+        report(Event::Step {
+            task: job.task.clone(),
+            message: format!(
+                "stream interrupted ({}); retrying in {} s ({} of the {} s {} retry window left)",
+                crate::error_chain(&err),
+                wait.as_secs(),
+                window.saturating_sub(since.elapsed()).as_secs(),
+                window.as_secs(),
+                if kind == Some(RetryKind::Connection) {
+                    "connection"
+                } else {
+                    "statement"
+                },
+            ),
+        });
+        live.task(&job.task, |s| s.last_error = Some(crate::error_chain(&err)));
+        tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            () = tokio::time::sleep(wait) => {}
         }
     }
 }
 
-fn is_transient(err: &EngineError) -> bool {
+/// Lost connections (no SQLSTATE, class 08, admin shutdown/crash 57P01–03)
+/// are retried within the connection window; anything else the destination
+/// refused while applying, within the statement window; the rest (a missing
+/// or invalidated slot, a malformed message) stops at once.
+fn retry_kind(err: &EngineError) -> Option<RetryKind> {
+    use crate::sink::SinkError;
+    let by_state = |e: &crate::pg::PgError| match e.sqlstate() {
+        None if e.is_transient() => Some(RetryKind::Connection),
+        Some(c) if c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03") => {
+            Some(RetryKind::Connection)
+        }
+        _ => None,
+    };
     match err {
-        EngineError::Pg(e) => e.is_transient(),
-        EngineError::Slot(e) => e.transient,
-        EngineError::Sink {
-            source: crate::sink::SinkError::Pg(e),
-            ..
-        } => e.is_transient(),
-        EngineError::SinkOpen(crate::sink::SinkError::Pg(e)) => e.is_transient(),
-        EngineError::Sink {
-            source: crate::sink::SinkError::Statement { source, .. },
-            ..
-        } => source.is_transient(),
-        _ => false,
+        EngineError::Pg(e) => by_state(e).or(e.is_transient().then_some(RetryKind::Other)),
+        EngineError::Slot(e) => e.transient.then_some(RetryKind::Connection),
+        EngineError::SinkOpen(SinkError::Pg(e)) => by_state(e),
+        EngineError::Sink { source, .. } => match source {
+            SinkError::Pg(e) | SinkError::Statement { source: e, .. } => {
+                Some(by_state(e).unwrap_or(RetryKind::Other))
+            }
+            _ => Some(RetryKind::Other),
+        },
+        _ => None,
     }
 }
 

@@ -157,6 +157,29 @@ pub struct TaskSpec {
     pub conflicting_tables: ConflictMode,
     /// What to synchronize, in file order.
     pub objects: Vec<ObjectSelection>,
+    /// How long failures are retried before the task stops.
+    pub retry: RetrySpec,
+}
+
+/// The `retry` block (DTS "retry time for failed connections" and "for
+/// other issues"): how long the stream keeps retrying before it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetrySpec {
+    /// Minutes a lost source or destination connection is retried
+    /// (10..=1440, default 720).
+    pub connection_minutes: u32,
+    /// Minutes a failing DDL or DML statement on the destination is retried
+    /// (1..=1440, default 10; less than `connection_minutes`).
+    pub other_minutes: u32,
+}
+
+impl Default for RetrySpec {
+    fn default() -> Self {
+        RetrySpec {
+            connection_minutes: 720,
+            other_minutes: 10,
+        }
+    }
 }
 
 /// Matches `name` against a glob where `*` stands for any run of characters

@@ -17,11 +17,13 @@ pub use params::{ConnParams, Environment, PasswordFrom, resolve};
 /// Session settings pinned on every connection pgsync opens, so values
 /// travel in the same text form on both sides: ISO dates, `postgres`
 /// interval style, shortest-exact floats (`extra_float_digits = 3`), UTC,
-/// hex bytea. Startup options beat `alter database/role … set`, so a source
+/// hex bytea; and `synchronous_commit = on`, so a destination commit is
+/// durable before its LSN is confirmed to the slot (exactly-once apply
+/// holds even on a server configured with asynchronous commit). Startup options beat `alter database/role … set`, so a source
 /// database with other defaults still sends the same text.
 pub const SESSION_OPTIONS: &str = "-c datestyle=ISO,MDY -c intervalstyle=postgres \
      -c extra_float_digits=3 -c timezone=UTC -c standard_conforming_strings=on \
-     -c bytea_output=hex";
+     -c bytea_output=hex -c synchronous_commit=on";
 
 /// A failed database call, naming the endpoint and what pgsync was doing.
 #[derive(Debug)]

@@ -45,6 +45,8 @@ pub struct TaskShape {
     pub sync_types: Vec<String>,
     /// `conflicting_tables`.
     pub conflicting_tables: ConflictMode,
+    /// The retry windows.
+    pub retry: crate::model::RetrySpec,
     /// Selection, in file order.
     pub objects: Vec<ObjectSelection>,
 }
@@ -61,6 +63,7 @@ impl TaskShape {
             destination: destination.into(),
             sync_types: sync_type_names(spec.sync_types),
             conflicting_tables: spec.conflicting_tables,
+            retry: spec.retry,
             objects: spec.objects.clone(),
         })
     }
@@ -74,6 +77,7 @@ impl TaskShape {
             destination: r.destination.clone(),
             sync_types: sync_type_names(r.sync_types),
             conflicting_tables: r.conflicting_tables,
+            retry: r.retry,
             objects: r.objects.clone(),
         }
     }
@@ -96,6 +100,10 @@ impl TaskShape {
                     ConflictMode::Error => "error",
                     ConflictMode::Ignore => "ignore",
                 }
+            ),
+            format!(
+                "retry              = {{ connection_minutes = {}, other_minutes = {} }}",
+                self.retry.connection_minutes, self.retry.other_minutes
             ),
         ];
         for o in &self.objects {
@@ -121,10 +129,11 @@ impl TaskShape {
     }
 
     /// Whether moving from `self` to `other` can be done without re-syncing:
-    /// only `conflicting_tables` (a precheck setting) may differ.
+    /// only settings (`conflicting_tables`, `retry`) may differ.
     fn updatable_to(&self, other: &TaskShape) -> bool {
         TaskShape {
             conflicting_tables: other.conflicting_tables,
+            retry: other.retry,
             ..self.clone()
         } == *other
     }
@@ -398,6 +407,7 @@ mod tests {
                         incremental: true,
                     },
                     conflicting_tables: ConflictMode::Error,
+                    retry: crate::model::RetrySpec::default(),
                     objects: schemas
                         .iter()
                         .map(|s| ObjectSelection::Schema {

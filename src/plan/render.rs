@@ -146,6 +146,7 @@ mod tests {
             destination: ep(2),
             sync_types: vec!["full".into()],
             conflicting_tables: conflict,
+            retry: crate::model::RetrySpec::default(),
             objects: vec![ObjectSelection::Table {
                 schema: "public".into(),
                 name: "t".into(),
@@ -176,6 +177,7 @@ mod tests {
         sync_types         = ["full"]
       - conflicting_tables = "error"
       + conflicting_tables = "ignore"
+        retry              = { connection_minutes = 720, other_minutes = 10 }
         table "public.t" {}
     }
 

@@ -117,6 +117,9 @@ pub struct TaskRecord {
     pub sync_types: SyncTypes,
     /// Conflict mode in force.
     pub conflicting_tables: ConflictMode,
+    /// Retry windows in force.
+    #[serde(default)]
+    pub retry: crate::model::RetrySpec,
     /// Selection as applied.
     pub objects: Vec<ObjectSelection>,
     /// Publication on the source (recorded before it is created).
@@ -169,6 +172,7 @@ impl TaskRecord {
             destination: destination.into(),
             sync_types: spec.sync_types,
             conflicting_tables: spec.conflicting_tables,
+            retry: spec.retry,
             objects: spec.objects.clone(),
             publication: None,
             slot: None,

@@ -17,4 +17,9 @@ task "archive-2024" {
 
   table "archive.orders_2024" {}
   schema "billing" {}
+
+  retry {
+    connection_minutes = 60
+    other_minutes      = 5
+  }
 }
