@@ -1,6 +1,6 @@
-//! Whole-table digests for the demo and the tests: row count and an md5
-//! over every row's text form, in sorted order. (`pgsync verify`, with key
-//! ranges, arrives with issue 4.)
+//! Whole-table digests for `pgsync demo`: row count and an md5 over every
+//! row's text form, in sorted order. (`pgsync verify`, in `crate::verify`,
+//! compares large tables by key ranges.)
 
 use super::{Connected, PgError};
 use crate::model::QualifiedName;
