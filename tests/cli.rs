@@ -69,6 +69,10 @@ async fn saved_plans_go_stale_and_the_state_lock_names_the_running_apply() {
         &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
         0,
     );
+    // The applied task's own slot and tables are not precheck failures.
+    let pre = ws.run(&["precheck"]);
+    assert_eq!(pre.status.code(), Some(0), "{}", text(&pre));
+    assert!(!stderr(&pre).contains("[FAIL]"), "{}", text(&pre));
     let stale = ws.run(&["apply", plan_file.to_str().unwrap()]);
     assert_eq!(stale.status.code(), Some(1), "{}", text(&stale));
     assert!(
@@ -84,19 +88,24 @@ async fn saved_plans_go_stale_and_the_state_lock_names_the_running_apply() {
 
     // A second process gets a clear lock error while apply streams.
     let mut apply = ws.spawn(&["apply", "--auto-approve"], "stream");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let locked = loop {
-        let out = ws.run(&["plan"]);
-        if out.status.code() == Some(1) {
-            break out;
-        }
+    // Wait until the apply holds the state (it writes its pid there).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pid_file = ws.path().join(".pgsync/pid");
+    while std::fs::read_to_string(&pid_file)
+        .ok()
+        .map(|p| p.trim().to_owned())
+        != Some(apply.id().to_string())
+    {
         assert!(
-            Instant::now() < deadline,
-            "apply never took the lock: {}",
-            text(&out)
+            apply.try_wait().unwrap().is_none(),
+            "apply exited: {}",
+            std::fs::read_to_string(ws.log("stream", "err")).unwrap_or_default()
         );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        assert!(Instant::now() < deadline, "apply never took the lock");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let locked = ws.run(&["plan"]);
+    assert_eq!(locked.status.code(), Some(1), "{}", text(&locked));
     let err = stderr(&locked);
     assert!(
         err.contains("error: state is locked by another pgsync process (pid "),

@@ -394,14 +394,23 @@ async fn cmd_status(ctx: &Context, json: bool) -> Result<Outcome, Error> {
         println!("no apply is running.");
         print!("{}", output::status_text(&status));
     }
+    if !json && let Some(error) = engine::read_status_file(&ctx.status_file()).and_then(|s| s.error)
+    {
+        println!("the last apply ended with: {error}");
+    }
     Ok(Outcome::Success)
 }
 
 async fn cmd_precheck(ctx: &Context) -> Result<Outcome, Error> {
     let desired = ctx.desired()?;
+    // What was applied before: its slot and tables are the task's own.
+    let recorded = match ctx.store() {
+        Ok(store) => store.load()?,
+        Err(e) => return Err(locked_hint(e, ctx)),
+    };
     let mut failed = Vec::new();
     for spec in desired.tasks.values() {
-        let (checks, _) = engine::prechecks(&desired, spec, &[]).await?;
+        let (checks, _) = engine::prechecks(&desired, spec, recorded.tasks.get(&spec.name)).await?;
         for c in &checks {
             output::print_event(engine::Event::Check {
                 task: spec.name.clone(),

@@ -22,22 +22,35 @@ use crate::snapshot::{CopyEvent, CopyJob, copy_all};
 use crate::state::{TableStatus, TaskPhase, TaskRecord};
 
 /// Runs the prechecks of `spec` and returns them with the resolved tables.
+/// `recorded` is the task's record when it was applied before: its slot
+/// needs no new slot, and the destination tables it created or copied into
+/// are not conflicts.
 ///
 /// # Errors
 /// Connection or catalog failures (a failed check is not an error here).
 pub async fn prechecks(
     desired: &DesiredState,
     spec: &TaskSpec,
-    owned_tables: &[String],
+    recorded: Option<&crate::state::TaskRecord>,
 ) -> Result<(Vec<Check>, Vec<SourceTable>), EngineError> {
+    let mut owned_tables: Vec<String> = recorded
+        .map(|r| r.created_tables.clone())
+        .unwrap_or_default();
+    owned_tables.extend(recorded.into_iter().flat_map(|r| r.tables.keys().cloned()));
+    let has_slot = recorded.is_some_and(|r| r.slot.is_some());
     let (source, destination) = endpoints(desired, spec)?;
     let src = connect(source).await?;
     let dst = connect(destination).await?;
     let (tables, missing) = precheck::resolve_tables(&src, &spec.objects).await?;
     let incremental = spec.sync_types.incremental;
-    let mut checks =
-        precheck::source_checks(&src, &tables, &missing, i64::from(incremental), incremental)
-            .await?;
+    let mut checks = precheck::source_checks(
+        &src,
+        &tables,
+        &missing,
+        i64::from(incremental && !has_slot),
+        incremental,
+    )
+    .await?;
     // Tables pgsync itself created for this task (a resumed sync) are not conflicts.
     let foreign: Vec<SourceTable> = tables
         .iter()
@@ -108,11 +121,7 @@ pub(super) async fn run(
     live.task(task, |s| s.phase = "precheck".into());
 
     let previous = recorder.task(task);
-    let owned: Vec<String> = previous
-        .as_ref()
-        .map(|r| r.created_tables.clone())
-        .unwrap_or_default();
-    let (checks, tables) = prechecks(desired, spec, &owned).await?;
+    let (checks, tables) = prechecks(desired, spec, previous.as_ref()).await?;
     for c in &checks {
         report(Event::Check {
             task: task.to_owned(),
