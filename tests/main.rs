@@ -8,6 +8,7 @@ mod cluster_smoke;
 mod cross_version;
 mod e2e_ddl;
 mod e2e_pagila;
+mod hostile_names;
 mod killpoints;
 mod reconnect;
 mod scenarios;

@@ -819,3 +819,50 @@ fn retry_windows_follow_the_dts_ranges() {
         "{err}"
     );
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid() -> String {
+        std::fs::read_to_string(testdata("valid").join("tasks.hcl")).unwrap()
+            + &std::fs::read_to_string(testdata("valid").join("endpoints.hcl")).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Arbitrary text never panics the front end.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+            let _ = parse_files(&[("f.hcl".into(), text)], &Inputs::default());
+        }
+
+        /// Mutations of a valid configuration (bytes replaced, cut, or a
+        /// snippet of HCL syntax inserted) never panic, and every error has
+        /// a position inside the file.
+        #[test]
+        fn mutated_configurations_never_panic(
+            at in 0usize..2000,
+            cut in 0usize..40,
+            insert in prop::sample::select(vec![
+                "{", "}", "\"", "${", "var.", "env(", "endpoint.", "[", "]", "=", "\n", "#", "/*", "<<EOT\n", "\\", "ü", "0x", "-1", "1e309",
+            ]),
+        ) {
+            let text = valid();
+            let at = text.char_indices().map(|(i, _)| i).nth(at % text.chars().count()).unwrap_or(0);
+            let end = text[at..].char_indices().nth(cut).map_or(text.len(), |(i, _)| at + i);
+            let mutated = format!("{}{}{}", &text[..at], insert, &text[end..]);
+            let inputs = Inputs::from_env_and_cli(
+                [("SRC_PASSWORD".to_owned(), "p".to_owned())].into(),
+                &[("dst_password".to_owned(), "q".to_owned())],
+            );
+            if let Err(errors) = parse_files(&[("f.hcl".into(), mutated.clone())], &inputs) {
+                let lines = mutated.lines().count().max(1) + 1;
+                for e in &errors.errors {
+                    prop_assert!(e.line <= lines, "error line {} beyond the file: {e}", e.line);
+                }
+            }
+        }
+    }
+}

@@ -345,12 +345,17 @@ pub async fn destination_checks(
             "conflicting_tables = \"ignore\": existing rows with the same key are kept by the copy and overwritten by the stream",
         ),
     });
+    // PostgreSQL 15 lets a superuser grant `set on parameter` to others
+    // (has_parameter_privilege() does not exist before 15).
+    let sql = if server_version(destination).await? >= 150_000 {
+        "select rolsuper or has_parameter_privilege('session_replication_role', 'set')
+           from pg_roles where rolname = current_user"
+    } else {
+        "select rolsuper from pg_roles where rolname = current_user"
+    };
     let su: bool = destination
         .client
-        .query_one(
-            "select rolsuper from pg_roles where rolname = current_user",
-            &[],
-        )
+        .query_one(sql, &[])
         .await
         .map_err(destination.err("check destination role"))?
         .get(0);
@@ -359,7 +364,7 @@ pub async fn destination_checks(
     } else {
         Check::fail(
             "destination.session_replication_role",
-            "the destination role is not a superuser, so it cannot set session_replication_role = replica (triggers and foreign keys would fire twice)",
+            "the destination role may not set session_replication_role = replica (triggers and foreign keys would fire twice)",
             "connect to the destination as a superuser, or grant `set on parameter session_replication_role` (PostgreSQL 15+) to the role",
         )
     });
