@@ -50,6 +50,19 @@ pub struct StatusFile {
     pub tasks: BTreeMap<String, TaskStatus>,
     /// An error that stopped the whole apply.
     pub error: Option<String>,
+    /// Peak resident memory of the apply process so far, in bytes
+    /// (`VmHWM` of /proc/self/status; absent where that is not readable).
+    #[serde(default)]
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// `VmHWM` (peak resident set size) of this process in bytes, from
+/// /proc/self/status (Linux, proc(5)).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Shared live status of an apply.
@@ -109,6 +122,7 @@ impl LiveStatus {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut doc = self.snapshot();
+        doc.peak_rss_bytes = peak_rss_bytes();
         doc.updated_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
