@@ -6,36 +6,21 @@
 //! The other test files run unchanged against whatever pair
 //! `PGSYNC_TEST_SOURCE_BINDIR` / `PGSYNC_TEST_DESTINATION_BINDIR` select.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use pgsync::cluster::LocalCluster;
 
 use crate::support::cli::{Workspace, expect_exit, text};
 use crate::support::pg::{
-    DESTINATION_BINDIR_VAR, Pair, SOURCE_BINDIR_VAR, column, connect, side_bindir,
+    DESTINATION_BINDIR_VAR, Pair, SOURCE_BINDIR_VAR, bindir_major, column, connect, pair_majors,
+    side_bindir,
 };
 use crate::support::sync::assert_converges;
-
-/// The major version of the server in `bindir` (`postgres --version`).
-fn bindir_major(bindir: &Path) -> u32 {
-    let out = std::process::Command::new(bindir.join("postgres"))
-        .arg("--version")
-        .output()
-        .unwrap_or_else(|e| panic!("{}/postgres --version: {e}", bindir.display()));
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "postgres (PostgreSQL) 13.23" or "postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)"
-    text.split_whitespace()
-        .nth(2)
-        .and_then(|v| v.split('.').next())
-        .and_then(|m| m.parse().ok())
-        .unwrap_or_else(|| panic!("cannot read a version from {text:?}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clusters_run_the_versions_the_environment_names() {
     let pair = Pair::start();
-    let expected_source = bindir_major(&side_bindir(SOURCE_BINDIR_VAR));
-    let expected_destination = bindir_major(&side_bindir(DESTINATION_BINDIR_VAR));
+    let (expected_source, expected_destination) = pair_majors();
     eprintln!("version pair: source {expected_source} -> destination {expected_destination}");
     for (cluster, expected, side) in [
         (&pair.source, expected_source, "source"),

@@ -17,6 +17,8 @@ create table doomed (id int primary key);
 const DDL_STREAM: &[&str] = &[
     // DDL alone.
     "alter table person add column age int",
+    // Volatile defaults: the existing rows must get the source's values.
+    "alter table person add column token float8 default random(), add column born timestamptz default clock_timestamp()",
     "create index person_name on person (name)",
     // DDL and DML in one transaction, the new table's rows included.
     "begin; create table orders (id bigserial primary key, person_id int references person(id), total numeric(10,2) default 0);

@@ -833,7 +833,6 @@ async fn run_named(dir: Dir, name: &str, expect: Expect) {
             assert!(clean, "{}", report(&s, &run, "FAILED"));
             println!("SCENARIO {} PASS (`{attr}` is supported now)", s.id);
         }
-
     }
 }
 

@@ -20,7 +20,7 @@ use super::eval::{self, EnvScope, Evaluator, Variable};
 use super::suggest;
 use crate::model::{
     ConflictMode, DesiredState, EndpointSpec, ObjectSelection, RetrySpec, Secret, SslMode,
-    SyncTypes, TaskSpec, TlsFiles, slot_name_for_task,
+    SyncTypes, TaskSpec, ThrottleSpec, TlsFiles, slot_name_for_task,
 };
 
 /// What a block may contain. `planned` names are part of the documented
@@ -60,8 +60,20 @@ const ENDPOINT: Shape = Shape {
 
 const TASK: Shape = Shape {
     attrs: &["source", "destination", "sync_types", "conflicting_tables"],
-    blocks: &["schema", "table", "retry"],
-    planned: &["name_case", "tags", "mapping", "throttle", "alert"],
+    blocks: &["schema", "table", "retry", "throttle"],
+    planned: &["name_case", "tags", "mapping", "alert"],
+};
+
+const THROTTLE: Shape = Shape {
+    attrs: &[
+        "full_qps",
+        "full_rps",
+        "full_mbps",
+        "incremental_rps",
+        "incremental_mbps",
+    ],
+    blocks: &[],
+    planned: &[],
 };
 
 const RETRY: Shape = Shape {
@@ -721,6 +733,10 @@ impl Decoder<'_> {
             .into_iter()
             .partition(|b| b.ident.as_str() == "retry");
         let retry = self.retry(ev, file, &retry_blocks, &ctx);
+        let (throttle_blocks, blocks): (Vec<&Block>, Vec<&Block>) = blocks
+            .into_iter()
+            .partition(|b| b.ident.as_str() == "throttle");
+        let throttle = self.throttle(ev, file, &throttle_blocks, &ctx);
         let objects = self.objects(ev, file, decl.block, &blocks, &ctx);
 
         let source = self.require(&a, source, "source");
@@ -767,6 +783,51 @@ impl Decoder<'_> {
             conflicting_tables: conflicting.or(ConflictMode::default())?,
             objects: objects?,
             retry: retry?,
+            throttle: throttle?,
+        })
+    }
+
+    /// The task's optional `throttle { full_qps, full_rps, full_mbps,
+    /// incremental_rps, incremental_mbps }` block: each a positive number.
+    fn throttle(
+        &mut self,
+        ev: &Evaluator<'_>,
+        file: usize,
+        blocks: &[&Block],
+        task_ctx: &str,
+    ) -> Option<ThrottleSpec> {
+        let Some((block, more)) = blocks.split_first() else {
+            return Some(ThrottleSpec::default());
+        };
+        if let Some(second) = more.first() {
+            self.push(
+                file,
+                block_start(second),
+                format!("{task_ctx} has more than one `throttle` block"),
+                Some("merge them into one".to_owned()),
+            );
+            return None;
+        }
+        let ctx = format!("throttle of {task_ctx}");
+        let (map, _) = self.check_body(file, &block.body, &ctx, &THROTTLE);
+        let a = Attrs {
+            ev,
+            file,
+            block,
+            ctx: &ctx,
+            map,
+        };
+        let full_qps = self.field(&a, "full_qps", false, rate);
+        let full_rps = self.field(&a, "full_rps", false, rate);
+        let full_mbps = self.field(&a, "full_mbps", false, rate);
+        let incremental_rps = self.field(&a, "incremental_rps", false, rate);
+        let incremental_mbps = self.field(&a, "incremental_mbps", false, rate);
+        Some(ThrottleSpec {
+            full_qps: full_qps.or_none()?,
+            full_rps: full_rps.or_none()?,
+            full_mbps: full_mbps.or_none()?,
+            incremental_rps: incremental_rps.or_none()?,
+            incremental_mbps: incremental_mbps.or_none()?,
         })
     }
 
@@ -1020,6 +1081,26 @@ fn minutes(value: &Value, sensitive: bool, subject: &str, min: u32) -> Result<u3
                     eval::describe(value, sensitive)
                 ),
                 Some(format!("write a value from {min} to 1440")),
+            )
+        })
+}
+
+fn rate(value: &Value, sensitive: bool, subject: &str) -> Result<f64, Complaint> {
+    let n = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse::<f64>().ok(),
+        _ => None,
+    };
+    n.filter(|n| n.is_finite() && *n > 0.0 && *n <= 1e12)
+        .ok_or_else(|| {
+            (
+                format!(
+                    "{subject} must be a positive number, got {}",
+                    eval::describe(value, sensitive)
+                ),
+                Some(
+                    "write e.g. `incremental_rps = 5000`, or leave it out for no limit".to_owned(),
+                ),
             )
         })
 }

@@ -103,6 +103,7 @@ fn valid_directory_parses_to_the_exact_state() {
             },
         ],
         retry: RetrySpec::default(),
+        throttle: Default::default(),
     };
     let archive = TaskSpec {
         name: "archive-2024".into(),
@@ -124,6 +125,7 @@ fn valid_directory_parses_to_the_exact_state() {
             connection_minutes: 60,
             other_minutes: 5,
         },
+        throttle: Default::default(),
     };
     let want = DesiredState {
         endpoints: [("dst".to_owned(), dst), ("src".to_owned(), src)].into(),
@@ -237,10 +239,10 @@ fn error_cases() -> Vec<ErrorCase> {
             "planned but unsupported attribute",
             vec![(
                 "a.hcl",
-                task("  source = endpoint.src\n  destination = endpoint.dst\n  throttle {}\n  schema \"s\" { rename = \"x\" }\n"),
+                task("  source = endpoint.src\n  destination = endpoint.dst\n  alert {}\n  schema \"s\" { rename = \"x\" }\n"),
             )],
             plain(),
-            "a.hcl:14:3: `throttle` in task \"t\" is not supported yet\n  hint: remove it; \
+            "a.hcl:14:3: `alert` in task \"t\" is not supported yet\n  hint: remove it; \
              docs/config.md lists what this version accepts\n\
              a.hcl:15:16: `rename` in schema \"s\" of task \"t\" is not supported yet\n  hint: \
              remove it; docs/config.md lists what this version accepts",
@@ -865,4 +867,55 @@ mod fuzz {
             }
         }
     }
+}
+
+#[test]
+fn throttle_limits_are_optional_positive_numbers() {
+    let task = |throttle: &str| {
+        format!(
+            "endpoint \"a\" {{\n  host = \"h\"\n  database = \"d\"\n  user = \"u\"\n}}\n\
+             endpoint \"b\" {{\n  host = \"h2\"\n  database = \"d\"\n  user = \"u\"\n}}\n\
+             task \"t\" {{\n  source = endpoint.a\n  destination = endpoint.b\n  schema \"public\" {{}}\n  {throttle}\n}}\n"
+        )
+    };
+    let state = parse_files(
+        &[(
+            "t.hcl".into(),
+            task("throttle {\n    full_qps = 50\n    full_mbps = 2.5\n    incremental_rps = \"1000\"\n  }"),
+        )],
+        &Inputs::default(),
+    )
+    .unwrap();
+    let t = state.tasks["t"].throttle;
+    assert_eq!(t.full_qps, Some(50.0));
+    assert_eq!(t.full_rps, None);
+    assert_eq!(t.full_mbps, Some(2.5));
+    assert_eq!(t.incremental_rps, Some(1000.0));
+    assert_eq!(t.incremental_mbps, None);
+    assert_eq!(
+        t.describe(),
+        "{ full_qps = 50, full_mbps = 2.5, incremental_rps = 1000 }"
+    );
+    let err = parse_files(
+        &[(
+            "t.hcl".into(),
+            task(
+                "throttle {\n    full_rps = 0\n    incremental_mbps = \"fast\"\n    bogus = 1\n  }",
+            ),
+        )],
+        &Inputs::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`full_rps` in throttle of task \"t\" must be a positive number, got 0"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "`incremental_mbps` in throttle of task \"t\" must be a positive number, got \"fast\""
+        ),
+        "{err}"
+    );
+    assert!(err.contains("bogus"), "{err}");
 }

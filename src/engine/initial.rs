@@ -319,6 +319,7 @@ pub(super) async fn run(
             options.jobs
         ));
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let [qps, rps, bytes_per_second] = CopyJob::limiters(&spec.throttle);
         let job = CopyJob {
             source: source.clone(),
             destination: destination.clone(),
@@ -326,6 +327,9 @@ pub(super) async fn run(
             tables: leaf.clone(),
             binary: spec.sync_types.schema,
             jobs: options.jobs,
+            qps,
+            rps,
+            bytes_per_second,
         };
         let copy_cancel = cancel.child_token();
         let copier = {

@@ -293,6 +293,7 @@ async fn apply_inner(
                 recorder.update(&task, |r| {
                     r.conflicting_tables = spec.conflicting_tables;
                     r.retry = spec.retry;
+                    r.throttle = spec.throttle;
                 })?;
             }
             Action::Create { .. } | Action::ResumeInitialSync { .. } => {
@@ -338,6 +339,7 @@ async fn stream_all(
             consistent_lsn: record.consistent_lsn.unwrap_or_default(),
             objects: spec.objects.clone(),
             retry: spec.retry,
+            throttle: spec.throttle,
             options: options.clone(),
         };
         let (report, cancel, live) = (Arc::clone(report), cancel.clone(), live.clone());

@@ -1,6 +1,11 @@
 //! The stream of one task: pgoutput changes from the slot applied to the
-//! destination in commit order, one destination transaction per source
-//! transaction.
+//! destination in commit order. Consecutive source transactions are grouped
+//! into one destination transaction (a batch), which commits when it holds
+//! [`BATCH_TRANSACTIONS`] transactions or [`BATCH_BYTES`] bytes of change
+//! data, when it is [`BATCH_MILLIS`] old, when the stream is idle for
+//! [`IDLE_MILLIS`], before a keepalive reply, and on shutdown or catch-up.
+//! The batch's progress row carries its last commit's end LSN and commits
+//! with it, so exactly-once holds per batch as it did per transaction.
 //!
 //! LSN rules:
 //! - the stream starts at the destination's recorded applied LSN (the
@@ -9,7 +14,7 @@
 //!   applied LSN was applied before a crash and is skipped, so a restart
 //!   never applies a transaction twice;
 //! - the slot is told (`flush` in the standby status update) only LSNs the
-//!   destination has committed, so the server never discards WAL of a
+//!   destination has committed (never an open batch's), so the server never discards WAL of a
 //!   transaction pgsync has not applied.
 //!
 //! Shutdown: on cancel, a transaction in flight is read and applied to its
@@ -38,7 +43,42 @@ pub(super) struct StreamJob {
     pub consistent_lsn: Lsn,
     pub objects: Vec<crate::model::ObjectSelection>,
     pub retry: crate::model::RetrySpec,
+    pub throttle: crate::model::ThrottleSpec,
     pub options: ApplyOptions,
+}
+
+/// A batch commits once it holds this many source transactions…
+pub(super) const BATCH_TRANSACTIONS: u64 = 2000;
+/// …or this many bytes of pgoutput change data…
+pub(super) const BATCH_BYTES: usize = 16 << 20;
+/// …or is this old…
+pub(super) const BATCH_MILLIS: u64 = 50;
+/// …or no message arrived for this long between transactions.
+pub(super) const IDLE_MILLIS: u64 = 2;
+
+/// The batch limit in transactions: [`BATCH_TRANSACTIONS`], or
+/// `$PGSYNC_BATCH_TRANSACTIONS`; with failpoints armed (`$PGSYNC_FAILPOINTS`,
+/// tests) 4 by default, so counted commit kill points (`stream.before_commit@7`)
+/// land on multi-transaction batches within a small workload.
+fn batch_transactions() -> u64 {
+    if let Some(n) = std::env::var("PGSYNC_BATCH_TRANSACTIONS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n;
+    }
+    if std::env::var_os("PGSYNC_FAILPOINTS").is_some() {
+        4
+    } else {
+        BATCH_TRANSACTIONS
+    }
+}
+
+/// The `incremental_*` limiters.
+struct Throttle {
+    rps: Option<std::sync::Arc<crate::snapshot::rate::Limiter>>,
+    bytes: Option<std::sync::Arc<crate::snapshot::rate::Limiter>>,
 }
 
 /// Which retry window an error falls under (the task's `retry` block).
@@ -180,6 +220,9 @@ fn retry_kind(err: &EngineError) -> Option<RetryKind> {
 }
 
 struct Tracker {
+    /// Bytes of change data in the open batch, and when it started.
+    batch_bytes: usize,
+    batch_started: Option<Instant>,
     in_txn: bool,
     skipping: bool,
     commit_lsn: Lsn,
@@ -275,7 +318,16 @@ async fn stream_once(
         })
     };
 
+    let throttle = Throttle {
+        rps: crate::snapshot::rate::Limiter::optional(job.throttle.incremental_rps),
+        bytes: crate::snapshot::rate::Limiter::optional(
+            job.throttle.incremental_mbps.map(|m| m * 1e6),
+        ),
+    };
+    let max_batch = batch_transactions();
     let mut t = Tracker {
+        batch_bytes: 0,
+        batch_started: None,
         in_txn: false,
         skipping: false,
         commit_lsn: Lsn::ZERO,
@@ -289,6 +341,24 @@ async fn stream_once(
         // Between transactions, cancellation (or catch-up) ends the stream;
         // inside one, reading goes on to its commit.
         if !t.in_txn {
+            let full = sink.must_commit()
+                || sink.pending_transactions() >= max_batch
+                || t.batch_bytes >= BATCH_BYTES
+                || t.batch_started
+                    .is_some_and(|s| s.elapsed() >= Duration::from_millis(BATCH_MILLIS));
+            let done = cancel.is_cancelled()
+                || target.is_some_and(|target| {
+                    sink.pending()
+                        .unwrap_or(Lsn::ZERO)
+                        .max(sink.applied())
+                        .max(t.server_end)
+                        >= target
+                });
+            if (full || done)
+                && let Err(e) = flush_batch(&mut sink, &mut t, task).await
+            {
+                break Err(e);
+            }
             if cancel.is_cancelled() {
                 break Ok(());
             }
@@ -303,7 +373,10 @@ async fn stream_once(
             }
         }
         let token = if t.in_txn { &never } else { cancel };
-        let wait = if target.is_some() {
+        let batch_open = sink.pending().is_some();
+        let wait = if batch_open {
+            Duration::from_millis(IDLE_MILLIS)
+        } else if target.is_some() {
             Duration::from_millis(300)
         } else {
             Duration::from_secs(10)
@@ -311,8 +384,15 @@ async fn stream_once(
         let frame = tokio::select! {
             f = session.next_frame(token) => f,
             () = tokio::time::sleep(wait), if !t.in_txn => {
-                session.send_status(sink.applied(), target.is_some()).await?;
-                t.last_status = Instant::now();
+                if batch_open {
+                    // Idle: commit what the batch holds.
+                    if let Err(e) = flush_batch(&mut sink, &mut t, task).await {
+                        break Err(e);
+                    }
+                } else {
+                    session.send_status(sink.applied(), target.is_some()).await?;
+                    t.last_status = Instant::now();
+                }
                 continue;
             }
         };
@@ -331,6 +411,12 @@ async fn stream_once(
                     t.server_end = t.server_end.max(k.wal_end);
                 }
                 if k.reply_requested {
+                    // Commit the open batch first, so the reply confirms it.
+                    if !t.in_txn
+                        && let Err(e) = flush_batch(&mut sink, &mut t, task).await
+                    {
+                        break Err(e);
+                    }
                     session.send_status(sink.applied(), false).await?;
                     t.last_status = Instant::now();
                 }
@@ -340,7 +426,10 @@ async fn stream_once(
                     lsn: x.wal_start,
                     message: e.to_string(),
                 })?;
-                if let Err(e) = handle(&mut sink, &mut t, msg, task).await {
+                if t.in_txn && !t.skipping {
+                    t.batch_bytes += x.data.len();
+                }
+                if let Err(e) = handle(&mut sink, &mut t, &throttle, msg, task).await {
                     sink.rollback().await;
                     break Err(e);
                 }
@@ -379,6 +468,16 @@ fn unix_micros_since_2000() -> i64 {
     now - 946_684_800_000_000
 }
 
+/// Bytes of a tuple's values (for `incremental_mbps`).
+fn tuple_bytes(t: &Tuple<'_>) -> usize {
+    t.0.iter()
+        .map(|d| match d {
+            Datum::Text(b) | Datum::Binary(b) => b.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 fn values<'a>(t: &Tuple<'a>) -> Vec<Value<'a>> {
     t.0.iter()
         .map(|d| match d {
@@ -389,9 +488,35 @@ fn values<'a>(t: &Tuple<'a>) -> Vec<Value<'a>> {
         .collect()
 }
 
+/// Commits the open batch (if any) and counts its transactions.
+async fn flush_batch(sink: &mut Sink, t: &mut Tracker, task: &str) -> Result<(), EngineError> {
+    let n = sink.pending_transactions();
+    if let Err(source) = sink.flush().await {
+        let lsn = sink.pending().unwrap_or(sink.applied());
+        sink.rollback().await;
+        return Err(EngineError::Sink {
+            task: task.to_owned(),
+            lsn,
+            source,
+        });
+    }
+    t.applied_count += n;
+    t.batch_bytes = 0;
+    t.batch_started = None;
+    Ok(())
+}
+
+/// Waits for the `incremental_*` limits before applying one row change of
+/// `bytes` bytes.
+async fn throttle_row(throttle: &Throttle, bytes: usize) {
+    crate::snapshot::rate::take(throttle.rps.as_ref(), 1.0).await;
+    crate::snapshot::rate::take(throttle.bytes.as_ref(), bytes as f64).await;
+}
+
 async fn handle(
     sink: &mut Sink,
     t: &mut Tracker,
+    throttle: &Throttle,
     msg: Message<'_>,
     task: &str,
 ) -> Result<(), EngineError> {
@@ -409,14 +534,14 @@ async fn handle(
             t.skipping = b.final_lsn < sink.applied();
             if !t.skipping {
                 sink.begin().await.map_err(wrap(b.final_lsn))?;
+                t.batch_started.get_or_insert_with(Instant::now);
             }
         }
         Message::Commit(c) => {
             if !t.skipping {
-                sink.commit(c.end_lsn, c.commit_time)
+                sink.end_transaction(c.end_lsn, c.commit_time)
                     .await
                     .map_err(wrap(c.commit_lsn))?;
-                t.applied_count += 1;
                 t.last_commit_time = c.commit_time;
             }
             t.in_txn = false;
@@ -446,11 +571,20 @@ async fn handle(
         }
         Message::Insert(i) if !t.skipping => {
             crate::failpoint::hit("stream.mid_transaction");
+            throttle_row(throttle, tuple_bytes(&i.new)).await;
             sink.insert(i.rel.0, &values(&i.new))
                 .await
                 .map_err(wrap(t.commit_lsn))?;
         }
         Message::Update(u) if !t.skipping => {
+            throttle_row(
+                throttle,
+                tuple_bytes(&u.new)
+                    + u.old.as_ref().map_or(0, |o| match o {
+                        OldTuple::Key(k) | OldTuple::Full(k) => tuple_bytes(k),
+                    }),
+            )
+            .await;
             let old = u.old.as_ref().map(|o| match o {
                 OldTuple::Key(k) | OldTuple::Full(k) => values(k),
             });
@@ -459,6 +593,13 @@ async fn handle(
                 .map_err(wrap(t.commit_lsn))?;
         }
         Message::Delete(d) if !t.skipping => {
+            throttle_row(
+                throttle,
+                match &d.old {
+                    OldTuple::Key(k) | OldTuple::Full(k) => tuple_bytes(k),
+                },
+            )
+            .await;
             let old = match &d.old {
                 OldTuple::Key(k) | OldTuple::Full(k) => values(k),
             };

@@ -159,6 +159,55 @@ pub struct TaskSpec {
     pub objects: Vec<ObjectSelection>,
     /// How long failures are retried before the task stops.
     pub retry: RetrySpec,
+    /// Rate limits of the copy and the stream.
+    pub throttle: ThrottleSpec,
+}
+
+/// The `throttle` block (the DTS speed limits). Every limit is optional and
+/// positive; absent means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThrottleSpec {
+    /// Queries per second the full copy sends to the source (all COPY
+    /// workers of the task together; each chunk's `COPY … TO STDOUT` and
+    /// its snapshot/catalog queries count).
+    #[serde(default)]
+    pub full_qps: Option<f64>,
+    /// Rows per second the full copy moves (all workers together).
+    #[serde(default)]
+    pub full_rps: Option<f64>,
+    /// MB per second (10^6 bytes of COPY data) the full copy moves.
+    #[serde(default)]
+    pub full_mbps: Option<f64>,
+    /// Row changes per second the stream applies.
+    #[serde(default)]
+    pub incremental_rps: Option<f64>,
+    /// MB per second (10^6 bytes of pgoutput change data) the stream applies.
+    #[serde(default)]
+    pub incremental_mbps: Option<f64>,
+}
+
+// The limits are finite positive numbers (validated), never NaN.
+impl Eq for ThrottleSpec {}
+
+impl ThrottleSpec {
+    /// `{ full_qps = 10, … }` with the set limits only (`{}` when none).
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = [
+            ("full_qps", self.full_qps),
+            ("full_rps", self.full_rps),
+            ("full_mbps", self.full_mbps),
+            ("incremental_rps", self.incremental_rps),
+            ("incremental_mbps", self.incremental_mbps),
+        ]
+        .iter()
+        .filter_map(|(n, v)| v.map(|v| format!("{n} = {v}")))
+        .collect();
+        if parts.is_empty() {
+            "{}".to_owned()
+        } else {
+            format!("{{ {} }}", parts.join(", "))
+        }
+    }
 }
 
 /// The `retry` block (DTS "retry time for failed connections" and "for

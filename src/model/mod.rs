@@ -8,7 +8,7 @@ mod secret;
 
 pub use desired::{
     ConflictMode, DesiredState, EndpointSpec, ObjectSelection, RetrySpec, SslMode, SyncTypes,
-    TaskSpec, TlsFiles, glob_matches,
+    TaskSpec, ThrottleSpec, TlsFiles, glob_matches,
 };
 pub use lsn::{Lsn, LsnParseError};
 pub use names::{QualifiedName, publication_name_for_task, slot_name_for_task};

@@ -158,6 +158,49 @@ begin
             delete from {ddl} where event = 'rows';
         end if;
     end loop;
+    -- ALTER TABLE … ADD COLUMN with a default that is not a constant
+    -- (random(), now(), nextval()) filled the existing rows with values the
+    -- destination would compute differently: send the source's values by
+    -- primary key (the sink upserts that column). The new column is the one
+    -- whose pg_attribute row this transaction wrote.
+    if tg_tag = 'ALTER TABLE' then
+        for cmd in select distinct d.objid, d.object_identity, d.schema_name
+                     from pg_event_trigger_ddl_commands() d
+                    where d.object_type = 'table'
+                      and exists (select 1 from pg_publication_rel pr
+                                   where pr.prrelid = d.objid
+                                     and pr.prpubid in (select p.oid from pg_publication p
+                                                         join {tasks} t on t.publication = p.pubname)) loop
+            for sel in select a.attname,
+                              (select c.conname from pg_constraint c
+                                where c.conrelid = cmd.objid and c.contype = 'p') as pk,
+                              (select jsonb_agg(k.attname order by k.attnum)
+                                 from pg_attribute k
+                                where k.attrelid = cmd.objid and k.attnum > 0 and not k.attisdropped
+                                  and k.attgenerated = '') as cols
+                         from pg_attribute a
+                         join pg_attrdef ad on ad.adrelid = a.attrelid and ad.adnum = a.attnum
+                        where a.attrelid = cmd.objid and a.attnum > 0 and not a.attisdropped
+                          and a.attgenerated = ''
+                          and a.xmin::text = (txid_current() % 4294967296)::text
+                          -- A default that is not a constant (random(),
+                          -- now(), nextval(), …): built-in functions leave
+                          -- no pg_depend row, so look at the stored tree.
+                          and ad.adbin::text not like '{{CONST %' loop
+                continue when sel.pk is null;
+                execute format(
+                    'insert into {ddl} (event, tag, query, search_path, objects) '
+                    'select %L, %L, t::text, %L, %L::jsonb from %s t',
+                    'column_values', tg_tag, '',
+                    jsonb_build_array(jsonb_build_object(
+                        'schema', cmd.schema_name,
+                        'identity', cmd.object_identity, 'column', sel.attname,
+                        'constraint', sel.pk, 'columns', sel.cols))::text,
+                    cmd.object_identity);
+            end loop;
+        end loop;
+        delete from {ddl} where event = 'column_values';
+    end if;
 end
 $body$;
 create or replace function {schema}.dts_capture_drop() returns event_trigger

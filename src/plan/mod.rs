@@ -47,6 +47,8 @@ pub struct TaskShape {
     pub conflicting_tables: ConflictMode,
     /// The retry windows.
     pub retry: crate::model::RetrySpec,
+    /// The rate limits.
+    pub throttle: crate::model::ThrottleSpec,
     /// Selection, in file order.
     pub objects: Vec<ObjectSelection>,
 }
@@ -64,6 +66,7 @@ impl TaskShape {
             sync_types: sync_type_names(spec.sync_types),
             conflicting_tables: spec.conflicting_tables,
             retry: spec.retry,
+            throttle: spec.throttle,
             objects: spec.objects.clone(),
         })
     }
@@ -78,6 +81,7 @@ impl TaskShape {
             sync_types: sync_type_names(r.sync_types),
             conflicting_tables: r.conflicting_tables,
             retry: r.retry,
+            throttle: r.throttle,
             objects: r.objects.clone(),
         }
     }
@@ -106,6 +110,9 @@ impl TaskShape {
                 self.retry.connection_minutes, self.retry.other_minutes
             ),
         ];
+        if self.throttle != crate::model::ThrottleSpec::default() {
+            out.push(format!("throttle           = {}", self.throttle.describe()));
+        }
         for o in &self.objects {
             out.push(match o {
                 ObjectSelection::Schema {
@@ -129,11 +136,12 @@ impl TaskShape {
     }
 
     /// Whether moving from `self` to `other` can be done without re-syncing:
-    /// only settings (`conflicting_tables`, `retry`) may differ.
+    /// only settings (`conflicting_tables`, `retry`, `throttle`) may differ.
     fn updatable_to(&self, other: &TaskShape) -> bool {
         TaskShape {
             conflicting_tables: other.conflicting_tables,
             retry: other.retry,
+            throttle: other.throttle,
             ..self.clone()
         } == *other
     }
@@ -408,6 +416,7 @@ mod tests {
                     },
                     conflicting_tables: ConflictMode::Error,
                     retry: crate::model::RetrySpec::default(),
+                    throttle: crate::model::ThrottleSpec::default(),
                     objects: schemas
                         .iter()
                         .map(|s| ObjectSelection::Schema {

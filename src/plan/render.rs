@@ -147,6 +147,7 @@ mod tests {
             sync_types: vec!["full".into()],
             conflicting_tables: conflict,
             retry: crate::model::RetrySpec::default(),
+            throttle: crate::model::ThrottleSpec::default(),
             objects: vec![ObjectSelection::Table {
                 schema: "public".into(),
                 name: "t".into(),

@@ -1,13 +1,25 @@
 //! The destination writer ("apply" in replication terms; named `sink` so it
 //! is not confused with `pgsync apply`).
 //!
-//! Each source transaction becomes one destination transaction, run with
-//! `session_replication_role = replica` (triggers and FK checks already ran
-//! on the source). The commit writes the task's row of
-//! `public.dts_apply_progress` — the source commit's end LSN — in the same
-//! destination transaction, so the destination itself knows exactly which
-//! source transactions it holds: after a crash the stream resumes from that
-//! LSN and transactions at or below it are skipped (exactly-once apply).
+//! Source transactions are applied in commit order inside destination
+//! transactions run with `session_replication_role = replica` (triggers and
+//! FK checks already ran on the source). Several consecutive source
+//! transactions may share one destination transaction (a *batch*: the
+//! stream ends each source transaction with [`Sink::end_transaction`] and
+//! commits the batch with [`Sink::flush`]). The batch commit writes the
+//! task's row of `public.dts_apply_progress` — the end LSN of the batch's
+//! LAST source commit — in the same destination transaction, so the
+//! destination itself knows exactly which source transactions it holds: the
+//! batch commits atomically, after a crash the stream resumes from that LSN
+//! and transactions at or below it are skipped (exactly-once apply).
+//!
+//! Row changes are not sent one round trip each: they are queued (owned
+//! texts, bounded by [`MAX_QUEUED_ROWS`] / [`MAX_QUEUED_BYTES`]) and sent
+//! in order as one pipeline; a run of INSERTs into the same table with the
+//! same columns becomes one `insert … select … from unnest($1::text[], …)`.
+//! Anything that is not a queued row change (DDL replay, sequences,
+//! TRUNCATE, a new relation description, the commit) first sends the
+//! queue, so statements reach the destination exactly in stream order.
 //!
 //! Values arrive in PostgreSQL's text output form and are bound as `text`
 //! parameters cast to the destination column's type (`$1::text::"t"`), so
@@ -117,6 +129,20 @@ pub enum SinkError {
     Pg(#[from] PgError),
 }
 
+/// Queued row changes are sent once this many are waiting.
+pub const MAX_QUEUED_ROWS: usize = 2000;
+/// Queued row changes are sent once their texts hold this many bytes.
+pub const MAX_QUEUED_BYTES: usize = 8 << 20;
+
+/// A row change waiting to be sent: the statement shape and its texts.
+struct Op {
+    relid: u32,
+    kind: u8,
+    mask: Vec<bool>,
+    params: Vec<Option<String>>,
+    doing: &'static str,
+}
+
 struct Rel {
     desc: RelationDesc,
     /// Destination `format_type()` of each stream column (`None`: the
@@ -157,6 +183,18 @@ pub struct Sink {
     ddl_cursor: HashMap<String, usize>,
     /// DDL statements replayed by this session.
     ddl_replayed: u64,
+    /// Row changes not yet sent, in stream order.
+    queue: Vec<Op>,
+    queued_bytes: usize,
+    /// End LSN and commit time of the last source transaction of the open
+    /// batch (not committed on the destination yet).
+    pending: Option<(Lsn, i64)>,
+    /// Source transactions in the open batch.
+    pending_txns: u64,
+    /// The open batch replayed DDL: it must commit at the end of that
+    /// source transaction (e.g. an enum value added there may not be used
+    /// before it commits).
+    ddl_in_batch: bool,
 }
 
 /// Creates `public.dts_apply_progress` on the destination if missing.
@@ -252,6 +290,11 @@ impl Sink {
             selection: selection.to_vec(),
             ddl_cursor: HashMap::new(),
             ddl_replayed: 0,
+            queue: Vec::new(),
+            queued_bytes: 0,
+            pending: None,
+            pending_txns: 0,
+            ddl_in_batch: false,
         })
     }
 
@@ -265,6 +308,23 @@ impl Sink {
         self.in_transaction
     }
 
+    /// The end LSN of the last source transaction ended in the open batch
+    /// (applied but not committed on the destination yet).
+    pub fn pending(&self) -> Option<Lsn> {
+        self.pending.map(|(l, _)| l)
+    }
+
+    /// Source transactions in the open batch.
+    pub fn pending_transactions(&self) -> u64 {
+        self.pending_txns
+    }
+
+    /// Whether the open batch must commit before the next source
+    /// transaction (it replayed DDL).
+    pub fn must_commit(&self) -> bool {
+        self.ddl_in_batch
+    }
+
     fn client(&self) -> &Client {
         &self.conn.client
     }
@@ -275,6 +335,8 @@ impl Sink {
     /// # Errors
     /// [`SinkError::MissingTable`] when the destination lacks the table.
     pub async fn relation(&mut self, desc: RelationDesc) -> Result<(), SinkError> {
+        // Queued rows were shaped by the previous description.
+        self.send_queue().await?;
         let helper = match (desc.name.schema.as_str(), desc.name.name.as_str()) {
             (helpers::SCHEMA, helpers::HEARTBEAT_TABLE) => Some(Helper::Heartbeat),
             (helpers::SCHEMA, DDL_TABLE) => Some(Helper::Ddl),
@@ -347,7 +409,6 @@ impl Sink {
     /// # Errors
     /// [`PgError`].
     pub async fn begin(&mut self) -> Result<(), SinkError> {
-        self.heartbeat_text = None;
         self.ddl_cursor.clear();
         self.ensure_begun().await
     }
@@ -377,9 +438,8 @@ impl Sink {
             .zip(&rel.types)
             .map(|(v, t)| t.is_some() && *v != Value::Unchanged)
             .collect();
-        let stmt = self.statement(relid, b'I', present.clone()).await?;
         let params = texts(rel_name(&self.relations, relid), new, &present)?;
-        self.run(&stmt, &params, "insert", relid).await
+        self.enqueue(relid, b'I', present, &params, "insert").await
     }
 
     /// Applies an UPDATE. `old` is the key (`K`) or full (`O`) old tuple
@@ -418,11 +478,10 @@ impl Sink {
         let wher = where_columns(rel, identity);
         let mut mask = set.clone();
         mask.extend(&wher);
-        let stmt = self.statement(relid, b'U', mask).await?;
         let name = rel_name(&self.relations, relid);
         let mut params = texts(name.clone(), new, &set)?;
         params.extend(texts(name, identity, &wher)?);
-        self.run(&stmt, &params, "update", relid).await
+        self.enqueue(relid, b'U', mask, &params, "update").await
     }
 
     /// Applies a DELETE by the key (`K`) or full (`O`) old tuple.
@@ -440,9 +499,8 @@ impl Sink {
             return Ok(());
         }
         let wher = where_columns(rel, old);
-        let stmt = self.statement(relid, b'D', wher.clone()).await?;
         let params = texts(rel_name(&self.relations, relid), old, &wher)?;
-        self.run(&stmt, &params, "delete", relid).await
+        self.enqueue(relid, b'D', wher, &params, "delete").await
     }
 
     /// Applies a TRUNCATE of `relids` (pgoutput lists every truncated
@@ -470,6 +528,7 @@ impl Sink {
         if names.is_empty() {
             return Ok(());
         }
+        self.send_queue().await?;
         let sql = format!(
             "truncate only {}{}{}",
             names.join(", "),
@@ -490,14 +549,35 @@ impl Sink {
             })
     }
 
-    /// Commits the destination transaction together with the progress row:
-    /// the source transaction's commit `end_lsn` and commit time
-    /// (microseconds since 2000-01-01, the protocol's epoch).
+    /// Ends a source transaction inside the open batch: its changes are
+    /// applied (or queued) but not committed; `end_lsn` and the commit time
+    /// (microseconds since 2000-01-01, the protocol's epoch) go into the
+    /// progress row when the batch commits ([`Sink::flush`]).
+    ///
+    /// # Errors
+    /// [`PgError`].
+    pub async fn end_transaction(
+        &mut self,
+        end_lsn: Lsn,
+        commit_time_us: i64,
+    ) -> Result<(), SinkError> {
+        self.ensure_begun().await?;
+        self.pending = Some((end_lsn, commit_time_us));
+        self.pending_txns += 1;
+        Ok(())
+    }
+
+    /// Commits the open batch together with the progress row (the end LSN
+    /// and commit time of its last source transaction). Nothing to do
+    /// without an open batch.
     ///
     /// # Errors
     /// [`PgError`]; the transaction is then rolled back by the server.
-    pub async fn commit(&mut self, end_lsn: Lsn, commit_time_us: i64) -> Result<(), SinkError> {
-        self.ensure_begun().await?;
+    pub async fn flush(&mut self) -> Result<(), SinkError> {
+        let Some((end_lsn, commit_time_us)) = self.pending else {
+            return Ok(());
+        };
+        self.send_queue().await?;
         let secs = commit_time_us as f64 / 1e6 + 946_684_800.0;
         let hb = self.heartbeat_text.take();
         self.client()
@@ -523,11 +603,29 @@ impl Sink {
         crate::failpoint::hit("stream.after_commit");
         self.in_transaction = false;
         self.applied = end_lsn;
+        self.pending = None;
+        self.pending_txns = 0;
+        self.ddl_in_batch = false;
         Ok(())
+    }
+
+    /// Ends the source transaction and commits at once (a batch of one).
+    ///
+    /// # Errors
+    /// [`PgError`]; the transaction is then rolled back by the server.
+    pub async fn commit(&mut self, end_lsn: Lsn, commit_time_us: i64) -> Result<(), SinkError> {
+        self.end_transaction(end_lsn, commit_time_us).await?;
+        self.flush().await
     }
 
     /// Rolls back an open destination transaction (after an error).
     pub async fn rollback(&mut self) {
+        self.queue.clear();
+        self.queued_bytes = 0;
+        self.pending = None;
+        self.pending_txns = 0;
+        self.ddl_in_batch = false;
+        self.heartbeat_text = None;
         if self.in_transaction {
             let _ = self.client().batch_execute("rollback").await;
             self.in_transaction = false;
@@ -565,8 +663,14 @@ impl Sink {
             return Ok(());
         }
         if field("event").as_deref() == Some("rows") {
+            self.send_queue().await?;
             return self.insert_row_text(&tag, &query, &objects).await;
         }
+        if field("event").as_deref() == Some("column_values") {
+            self.send_queue().await?;
+            return self.set_column_value(&tag, &query, &objects).await;
+        }
+        self.send_queue().await?;
         let statements = match ddl_statements(&tag, &query, &objects, &mut self.ddl_cursor) {
             Ok(statements) => statements,
             Err(reason) => {
@@ -584,6 +688,7 @@ impl Sink {
             )
             .await
             .map_err(self.conn.err("set search_path for DDL replay"))?;
+        self.ddl_in_batch = true;
         for statement in &statements {
             self.client()
                 .batch_execute(statement)
@@ -630,6 +735,7 @@ impl Sink {
             value.to_owned(),
             called.to_owned(),
         );
+        self.send_queue().await?;
         self.client()
             .query(sql, &[&schema, &name, &value, &called])
             .await
@@ -668,6 +774,70 @@ impl Sink {
         Ok(())
     }
 
+    /// Sets one column of one destination row to the source's value, after
+    /// an ALTER TABLE … ADD COLUMN whose default is not immutable (each side
+    /// would otherwise compute its own `random()` / `now()` values). The
+    /// capture trigger sends the whole row text, the column, the primary key
+    /// constraint and the writable columns; the row is upserted by that key.
+    /// Names are PostgreSQL's own quoted `object_identity` / `quote_ident`
+    /// output, except the column and constraint, quoted here.
+    async fn set_column_value(
+        &mut self,
+        tag: &str,
+        row: &str,
+        objects: &str,
+    ) -> Result<(), SinkError> {
+        let info = serde_json::from_str::<serde_json::Value>(objects)
+            .ok()
+            .and_then(|v| v.get(0).cloned());
+        let get = |k: &str| {
+            info.as_ref()
+                .and_then(|o| o.get(k)?.as_str().map(str::to_owned))
+        };
+        let columns: Option<Vec<String>> = info.as_ref().and_then(|o| {
+            o.get("columns")?
+                .as_array()?
+                .iter()
+                .map(|c| c.as_str().map(str::to_owned))
+                .collect()
+        });
+        let (Some(identity), Some(column), Some(constraint), Some(columns)) =
+            (get("identity"), get("column"), get("constraint"), columns)
+        else {
+            return Err(SinkError::Ddl {
+                tag: tag.to_owned(),
+                query: String::new(),
+                reason: "a column value arrived without its table, column or key".into(),
+            });
+        };
+        let col = ident(&column);
+        let sql = format!(
+            "insert into {identity} ({columns}) overriding system value \
+             select {select} from (select $1::text::{identity} as r) s \
+             on conflict on constraint {key} do update set {col} = excluded.{col}",
+            columns = columns
+                .iter()
+                .map(|c| ident(c))
+                .collect::<Vec<_>>()
+                .join(", "),
+            select = columns
+                .iter()
+                .map(|c| format!("(s.r).{}", ident(c)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            key = ident(&constraint),
+        );
+        self.client()
+            .execute(&sql, &[&row])
+            .await
+            .map_err(|e| SinkError::Statement {
+                doing: format!("set the source's values of the new column {column}"),
+                table: identity.clone(),
+                source: PgError::new("apply", &self.conn.endpoint, e),
+            })?;
+        Ok(())
+    }
+
     /// DDL statements replayed by this session.
     pub fn ddl_replayed(&self) -> u64 {
         self.ddl_replayed
@@ -683,26 +853,113 @@ impl Sink {
         }
     }
 
-    async fn run(
-        &self,
-        stmt: &Statement,
-        params: &[Option<&str>],
-        doing: &str,
+    /// Queues a row change; sends the queue when it is full.
+    async fn enqueue(
+        &mut self,
         relid: u32,
+        kind: u8,
+        mask: Vec<bool>,
+        params: &[Option<&str>],
+        doing: &'static str,
     ) -> Result<(), SinkError> {
-        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+        let params: Vec<Option<String>> = params.iter().map(|p| p.map(str::to_owned)).collect();
+        self.queued_bytes += params
             .iter()
-            .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        self.client()
-            .execute(stmt, &refs)
-            .await
-            .map(|_| ())
-            .map_err(|e| SinkError::Statement {
-                doing: doing.into(),
-                table: rel_name(&self.relations, relid),
-                source: PgError::new("apply", &self.conn.endpoint, e),
+            .map(|p| p.as_ref().map_or(8, |s| s.len() + 8))
+            .sum::<usize>();
+        self.queue.push(Op {
+            relid,
+            kind,
+            mask,
+            params,
+            doing,
+        });
+        if self.queue.len() >= MAX_QUEUED_ROWS || self.queued_bytes >= MAX_QUEUED_BYTES {
+            self.send_queue().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends every queued row change, in order, as one pipeline: runs of
+    /// INSERTs into the same table with the same columns become one
+    /// multi-row statement. The first error (in stream order) is returned.
+    async fn send_queue(&mut self) -> Result<(), SinkError> {
+        if self.queue.is_empty() {
+            return Ok(());
+        }
+        let ops = std::mem::take(&mut self.queue);
+        self.queued_bytes = 0;
+        let mut calls: Vec<Call> = Vec::new();
+        let mut ops = ops.into_iter().peekable();
+        while let Some(op) = ops.next() {
+            let run_of_inserts = op.kind == b'I'
+                && op.mask.contains(&true)
+                && ops
+                    .peek()
+                    .is_some_and(|n| n.kind == b'I' && n.relid == op.relid && n.mask == op.mask);
+            if run_of_inserts {
+                let mut columns: Vec<Vec<Option<String>>> =
+                    op.params.into_iter().map(|p| vec![p]).collect();
+                while let Some(next) =
+                    ops.next_if(|n| n.kind == b'I' && n.relid == op.relid && n.mask == op.mask)
+                {
+                    for (col, p) in columns.iter_mut().zip(next.params) {
+                        col.push(p);
+                    }
+                }
+                let stmt = self.statement(op.relid, b'M', op.mask).await?;
+                calls.push(Call {
+                    stmt,
+                    params: Params::Columns(columns),
+                    doing: "insert",
+                    relid: op.relid,
+                });
+            } else {
+                let stmt = self.statement(op.relid, op.kind, op.mask).await?;
+                calls.push(Call {
+                    stmt,
+                    params: Params::Row(op.params),
+                    doing: op.doing,
+                    relid: op.relid,
+                });
+            }
+        }
+        let client = &self.conn.client;
+        let mut futures: Vec<_> = calls
+            .iter()
+            .map(|c| {
+                Box::pin(futures_util::future::maybe_done(async move {
+                    let refs = c.params.refs();
+                    client.execute(&c.stmt, &refs).await
+                }))
             })
+            .collect();
+        // Every pass polls the futures in order, so the requests go out on
+        // the connection in stream order (tokio-postgres pipelines them).
+        std::future::poll_fn(|cx| {
+            let mut done = true;
+            for f in &mut futures {
+                if f.as_mut().poll(cx).is_pending() {
+                    done = false;
+                }
+            }
+            if done {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        for (f, call) in futures.iter_mut().zip(&calls) {
+            if let Some(Err(e)) = f.as_mut().take_output() {
+                return Err(SinkError::Statement {
+                    doing: call.doing.into(),
+                    table: rel_name(&self.relations, call.relid),
+                    source: PgError::new("apply", &self.conn.endpoint, e),
+                });
+            }
+        }
+        Ok(())
     }
 
     async fn statement(
@@ -721,9 +978,14 @@ impl Sink {
             .ok_or(SinkError::UnknownRelation(relid))?;
         let sql = statement_sql(rel, kind, &key.2);
         let n = key.2.iter().filter(|bound| **bound).count();
+        let ty = if kind == b'M' {
+            Type::TEXT_ARRAY
+        } else {
+            Type::TEXT
+        };
         let stmt = self
             .client()
-            .prepare_typed(&sql, &vec![Type::TEXT; n])
+            .prepare_typed(&sql, &vec![ty; n])
             .await
             .map_err(|e| SinkError::Statement {
                 doing: "prepare".into(),
@@ -733,6 +995,37 @@ impl Sink {
         self.statements.insert(key, stmt.clone());
         Ok(stmt)
     }
+}
+
+/// The parameters of one pipelined call.
+enum Params {
+    /// One row: a text per bound column.
+    Row(Vec<Option<String>>),
+    /// A run of rows: a text array per bound column.
+    Columns(Vec<Vec<Option<String>>>),
+}
+
+impl Params {
+    fn refs(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+        match self {
+            Params::Row(v) => v
+                .iter()
+                .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect(),
+            Params::Columns(v) => v
+                .iter()
+                .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect(),
+        }
+    }
+}
+
+/// One statement of a pipeline.
+struct Call {
+    stmt: Statement,
+    params: Params,
+    doing: &'static str,
+    relid: u32,
 }
 
 /// The statements that replay one captured DDL event.
@@ -973,6 +1266,25 @@ fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
                 locate(&c),
                 names.join(", "),
                 values.join(", ")
+            )
+        }
+        b'M' => {
+            // A run of inserts: one text array per bound column.
+            let bound: Vec<usize> = (0..n).filter(|&i| mask[i]).collect();
+            let names: Vec<String> = bound.iter().map(|&i| ident(&cols[i].name)).collect();
+            let arrays: Vec<String> = (1..=bound.len()).map(|k| format!("${k}::text[]")).collect();
+            let aliases: Vec<String> = (1..=bound.len()).map(|k| format!("v{k}")).collect();
+            let values: Vec<String> = bound
+                .iter()
+                .zip(&aliases)
+                .map(|(&i, a)| format!("u.{a}::{}", rel.types[i].as_deref().unwrap_or("text")))
+                .collect();
+            format!(
+                "insert into {table} ({}) overriding system value select {} from unnest({}) as u({})",
+                names.join(", "),
+                values.join(", "),
+                arrays.join(", "),
+                aliases.join(", ")
             )
         }
         b'I' => {

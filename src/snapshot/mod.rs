@@ -16,8 +16,17 @@
 //!   crash leaves a table either copied or empty-and-retried.
 //!
 //! This module never writes state; it reports [`CopyEvent`]s.
+//!
+//! The task's `full_*` throttles are enforced here by limiters shared by
+//! every worker: `full_qps` before each query sent to the source,
+//! `full_rps` per row (one CopyData message per row) and `full_mbps` per
+//! byte of COPY data.
+
+pub mod rate;
 
 use std::sync::Arc;
+
+use rate::Limiter;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Semaphore, mpsc};
@@ -77,6 +86,23 @@ pub struct CopyJob {
     pub binary: bool,
     /// At most this many tables at once (≥ 1).
     pub jobs: usize,
+    /// `full_qps`: queries per second to the source, all workers together.
+    pub qps: Option<Arc<Limiter>>,
+    /// `full_rps`: rows per second, all workers together.
+    pub rps: Option<Arc<Limiter>>,
+    /// `full_mbps`, as bytes per second (10^6 × the setting).
+    pub bytes_per_second: Option<Arc<Limiter>>,
+}
+
+impl CopyJob {
+    /// The limiters of a task's `throttle` block.
+    pub fn limiters(t: &crate::model::ThrottleSpec) -> [Option<Arc<Limiter>>; 3] {
+        [
+            Limiter::optional(t.full_qps),
+            Limiter::optional(t.full_rps),
+            Limiter::optional(t.full_mbps.map(|m| m * 1e6)),
+        ]
+    }
 }
 
 /// Copies every table of `job`, at most `job.jobs` at a time. The first
@@ -132,6 +158,8 @@ async fn copy_one(
     let src = connect(&job.source).await?;
     let dst = connect(&job.destination).await?;
     let _ = events.send(CopyEvent::Started(table.clone())).await;
+    let qps = job.qps.as_ref();
+    rate::take(qps, 1.0).await;
     src.client
         .batch_execute(&format!(
             "begin isolation level repeatable read read only; set transaction snapshot {}",
@@ -139,6 +167,7 @@ async fn copy_one(
         ))
         .await
         .map_err(src.err("import the exported snapshot"))?;
+    rate::take(qps, 1.0).await;
     let columns: Vec<String> = src
         .client
         .query(
@@ -166,6 +195,7 @@ async fn copy_one(
         .batch_execute("set session_replication_role = replica; begin")
         .await
         .map_err(dst.err("begin destination copy"))?;
+    rate::take(qps, 1.0).await;
     let out = src
         .client
         .copy_out(&format!("copy {name}{cols} to stdout{format}"))
@@ -183,6 +213,8 @@ async fn copy_one(
     while let Some(chunk) = out.next().await {
         let chunk = chunk.map_err(src.err("copy out"))?;
         bytes += chunk.len() as u64;
+        rate::take(job.rps.as_ref(), 1.0).await;
+        rate::take(job.bytes_per_second.as_ref(), chunk.len() as f64).await;
         sink.send(chunk).await.map_err(dst.err("copy in"))?;
         crate::failpoint::hit("copy.mid_table");
         if bytes - reported >= 8 << 20 {
@@ -198,6 +230,7 @@ async fn copy_one(
         .batch_execute("commit")
         .await
         .map_err(dst.err("commit copy"))?;
+    rate::take(qps, 1.0).await;
     let _ = src.client.batch_execute("commit").await;
     let _ = events
         .send(CopyEvent::Copied {

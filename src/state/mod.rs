@@ -120,6 +120,9 @@ pub struct TaskRecord {
     /// Retry windows in force.
     #[serde(default)]
     pub retry: crate::model::RetrySpec,
+    /// Rate limits in force.
+    #[serde(default)]
+    pub throttle: crate::model::ThrottleSpec,
     /// Selection as applied.
     pub objects: Vec<ObjectSelection>,
     /// Publication on the source (recorded before it is created).
@@ -173,6 +176,7 @@ impl TaskRecord {
             sync_types: spec.sync_types,
             conflicting_tables: spec.conflicting_tables,
             retry: spec.retry,
+            throttle: spec.throttle,
             objects: spec.objects.clone(),
             publication: None,
             slot: None,

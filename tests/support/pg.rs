@@ -49,6 +49,33 @@ fn start_side(var: &str, settings: &[&str], what: &str) -> LocalCluster {
     cluster
 }
 
+/// The major version of the server programs in `bindir`, from
+/// `postgres --version` ("postgres (PostgreSQL) 13.23", "… 15.14 (Debian …)").
+pub fn bindir_major(bindir: &std::path::Path) -> u32 {
+    let out = std::process::Command::new(bindir.join("postgres"))
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{}/postgres --version: {e}", bindir.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read a version from {text:?}"))
+}
+
+/// The major versions `(source, destination)` that [`Pair::start`],
+/// [`start_source`] and [`start_destination`] run.
+pub fn pair_majors() -> (u32, u32) {
+    static MAJORS: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    *MAJORS.get_or_init(|| {
+        (
+            bindir_major(&side_bindir(SOURCE_BINDIR_VAR)),
+            bindir_major(&side_bindir(DESTINATION_BINDIR_VAR)),
+        )
+    })
+}
+
 /// A source cluster (`$PGSYNC_TEST_SOURCE_BINDIR`) with these extra
 /// `postgresql.conf` lines.
 pub fn start_source(settings: &[&str]) -> LocalCluster {

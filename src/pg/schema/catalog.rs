@@ -849,18 +849,24 @@ async fn load_table_parts(client: &Client, cat: &mut Catalog) -> Result<(), toki
         );
     }
 
-    // Before 13 a cloned trigger is internal, so it is filtered out anyway.
-    let parent = if cat.version >= 130000 {
-        "t.tgparentid"
+    // A trigger cloned onto a partition is internal up to 14 (15 made
+    // clones ordinary triggers), yet its ENABLE state is its own: keep the
+    // clones (`tgparentid`, 13+) but not the internal foreign-key triggers.
+    // Before 13 clones cannot be told apart and are left out.
+    let (parent, clones) = if cat.version >= 130000 {
+        (
+            "t.tgparentid",
+            " or (t.tgparentid <> 0 and t.tgconstraint = 0)",
+        )
     } else {
-        "0::oid"
+        ("0::oid", "")
     };
     let sql = format!(
         "select t.oid, t.tgrelid, t.tgname::text, pg_catalog.pg_get_triggerdef(t.oid), \
                 t.tgenabled::text, {parent}, pg_catalog.obj_description(t.oid, 'pg_trigger') \
          from pg_catalog.pg_trigger t join pg_catalog.pg_class c on c.oid = t.tgrelid \
          join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
-         where {USER_NS} and not t.tgisinternal"
+         where {USER_NS} and (not t.tgisinternal{clones})"
     );
     for row in client.query(&sql, &[]).await? {
         cat.triggers.insert(
