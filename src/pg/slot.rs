@@ -92,10 +92,19 @@ impl ReplicationSession {
     /// # Errors
     /// [`SlotError`], e.g. when the slot exists or no slot is free.
     pub async fn create_slot(&mut self, slot: &str) -> Result<CreatedSlot, SlotError> {
-        let sql = format!(
-            "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
-            ident(slot)
-        );
+        // The parenthesized option list exists from PostgreSQL 15 on; the
+        // keyword form (EXPORT_SNAPSHOT) from 10 on (docs §55.4).
+        let sql = if self.conn.server_version() >= 150_000 {
+            format!(
+                "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
+                ident(slot)
+            )
+        } else {
+            format!(
+                "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
+                ident(slot)
+            )
+        };
         let res = self
             .conn
             .exec_async(&sql)
@@ -135,11 +144,11 @@ impl ReplicationSession {
     ) -> Result<(), SlotError> {
         // Publication names are generated lower-case `[a-z0-9_]` (see
         // `model::publication_name_for_task`), so the list needs no quoting.
-        let options = [
-            ("proto_version", "1"),
-            ("publication_names", publication),
-            ("messages", "true"),
-        ];
+        // pgoutput accepts `messages` from PostgreSQL 14 on.
+        let mut options = vec![("proto_version", "1"), ("publication_names", publication)];
+        if self.conn.server_version() >= 140_000 {
+            options.push(("messages", "true"));
+        }
         self.conn
             .start_replication_async(slot, start.0, &options)
             .await
