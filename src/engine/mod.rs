@@ -273,21 +273,6 @@ async fn apply_inner(
                     destroy_task(desired, &record, recorder, false, report).await?;
                 }
             }
-            Action::Replace { .. } => {
-                if let Some(record) = recorder.task(&task) {
-                    destroy_task(desired, &record, recorder, true, report).await?;
-                }
-                initial::run(
-                    desired,
-                    &desired.tasks[&task],
-                    recorder,
-                    options,
-                    report,
-                    cancel,
-                    live,
-                )
-                .await?;
-            }
             Action::Update { .. } => {
                 let spec = &desired.tasks[&task];
                 recorder.update(&task, |r| {
@@ -296,7 +281,14 @@ async fn apply_inner(
                     r.throttle = spec.throttle;
                 })?;
             }
-            Action::Create { .. } | Action::ResumeInitialSync { .. } => {
+            Action::Create { .. } | Action::ResumeInitialSync { .. } | Action::Replace { .. } => {
+                // A replacement tears the old task down (and the destination
+                // objects it created) first.
+                if matches!(action, Action::Replace { .. })
+                    && let Some(record) = recorder.task(&task)
+                {
+                    destroy_task(desired, &record, recorder, true, report).await?;
+                }
                 initial::run(
                     desired,
                     &desired.tasks[&task],

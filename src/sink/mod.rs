@@ -325,6 +325,14 @@ impl Sink {
         self.ddl_in_batch
     }
 
+    /// The relation `relid` as described by the stream, checked against the
+    /// width of `tuple`.
+    fn described(&self, relid: u32, tuple: &[Value<'_>]) -> Result<&Rel, SinkError> {
+        let rel = self.relations.get(&relid).ok_or(SinkError::UnknownRelation(relid))?;
+        check_shape(rel, tuple)?;
+        Ok(rel)
+    }
+
     fn client(&self) -> &Client {
         &self.conn.client
     }
@@ -419,11 +427,7 @@ impl Sink {
     /// [`SinkError`], naming the table.
     pub async fn insert(&mut self, relid: u32, new: &[Value<'_>]) -> Result<(), SinkError> {
         self.ensure_begun().await?;
-        let rel = self
-            .relations
-            .get(&relid)
-            .ok_or(SinkError::UnknownRelation(relid))?;
-        check_shape(rel, new)?;
+        let rel = self.described(relid, new)?;
         match rel.helper {
             Some(Helper::Heartbeat) => {
                 self.note_heartbeat(relid, new);
@@ -455,11 +459,7 @@ impl Sink {
         new: &[Value<'_>],
     ) -> Result<(), SinkError> {
         self.ensure_begun().await?;
-        let rel = self
-            .relations
-            .get(&relid)
-            .ok_or(SinkError::UnknownRelation(relid))?;
-        check_shape(rel, new)?;
+        let rel = self.described(relid, new)?;
         match rel.helper {
             Some(Helper::Sequence) => return self.set_sequence(relid, new).await,
             Some(_) => {
@@ -490,11 +490,7 @@ impl Sink {
     /// [`SinkError`], naming the table.
     pub async fn delete(&mut self, relid: u32, old: &[Value<'_>]) -> Result<(), SinkError> {
         self.ensure_begun().await?;
-        let rel = self
-            .relations
-            .get(&relid)
-            .ok_or(SinkError::UnknownRelation(relid))?;
-        check_shape(rel, old)?;
+        let rel = self.described(relid, old)?;
         if rel.helper.is_some() {
             return Ok(());
         }
