@@ -328,7 +328,10 @@ impl Sink {
     /// The relation `relid` as described by the stream, checked against the
     /// width of `tuple`.
     fn described(&self, relid: u32, tuple: &[Value<'_>]) -> Result<&Rel, SinkError> {
-        let rel = self.relations.get(&relid).ok_or(SinkError::UnknownRelation(relid))?;
+        let rel = self
+            .relations
+            .get(&relid)
+            .ok_or(SinkError::UnknownRelation(relid))?;
         check_shape(rel, tuple)?;
         Ok(rel)
     }
