@@ -10,16 +10,6 @@
 //! [`encode_standby_status_update`]; which LSN to report as flushed (only
 //! what the target durably applied) is the caller's rule, not this module's.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::unreachable,
-    clippy::as_conversions,
-    clippy::arithmetic_side_effects
-)]
-
 use super::pgoutput::DecodeError;
 use super::wire::Reader;
 use crate::model::Lsn;

