@@ -17,15 +17,23 @@ pub async fn digests(client: &Client) -> Vec<(String, String)> {
     .await;
     let mut out = Vec::new();
     for t in tables.into_iter().flatten() {
-        let v = column(
-            client,
-            &format!(
+        // The table may be dropped between listing and reading it (DDL being
+        // replayed): record that instead of failing, the next round sees it.
+        let digest = client
+            .simple_query(&format!(
                 "select count(*) || ' ' || md5(coalesce(string_agg(r, E'\\n' order by r), ''))
                    from (select t::text r from public.{t} t) s"
-            ),
-        )
-        .await;
-        out.push((t, v[0].clone().unwrap_or_default()));
+            ))
+            .await
+            .ok()
+            .and_then(|msgs| {
+                msgs.into_iter().find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                    _ => None,
+                })
+            })
+            .unwrap_or_else(|| "vanished while being read".to_owned());
+        out.push((t, digest));
     }
     out
 }
