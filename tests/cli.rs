@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::cli::{Workspace, expect_exit, text};
+use crate::support::cli::{Workspace, expect_exit, stop_gracefully, text};
 use crate::support::pg::{Pair, column, connect, exec};
 use crate::support::sync::assert_converges;
 
@@ -125,18 +125,7 @@ async fn saved_plans_go_stale_and_the_state_lock_names_the_running_apply() {
     )
     .await;
     assert_converges(&src, &dst, 30, "before SIGTERM").await;
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &apply.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let code = apply.wait().unwrap();
-    assert_eq!(
-        code.code(),
-        Some(0),
-        "{}",
-        std::fs::read_to_string(ws.log("stream", "err")).unwrap_or_default()
-    );
+    stop_gracefully(&ws, &mut apply, "stream");
     let out = std::fs::read_to_string(ws.log("stream", "out")).unwrap();
     assert!(out.contains("Apply complete!"), "{out}");
     // The slot was told what was applied: nothing older is pending.
@@ -410,10 +399,7 @@ async fn an_idle_source_keeps_its_slot_moving_and_a_dropped_slot_is_reported() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &apply.id().to_string()])
-        .status();
-    let _ = apply.wait();
+    stop_gracefully(&ws, &mut apply, "idle");
 
     // A slot dropped by hand: apply stops with the reason, plan shows the re-sync.
     exec(&src, "select pg_drop_replication_slot('dts_sync_idle')").await;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::cli::{Workspace, expect_exit, text};
+use crate::support::cli::{Workspace, expect_exit, stop_gracefully, text};
 use crate::support::pg::{Pair, column, connect, exec};
 use crate::support::sync::assert_converges;
 
@@ -63,10 +63,7 @@ async fn restarts_and_terminated_connections_are_survived() {
         apply.try_wait().unwrap().is_none(),
         "apply exited instead of reconnecting"
     );
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &apply.id().to_string()])
-        .status();
-    assert_eq!(apply.wait().unwrap().code(), Some(0));
+    stop_gracefully(&ws, &mut apply, "rc");
     let log = std::fs::read_to_string(ws.log("rc", "err")).unwrap();
     assert!(log.contains("retrying in"), "{log}");
     expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);

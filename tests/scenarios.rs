@@ -32,13 +32,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use pgsync::cluster::LocalCluster;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::support::cli::Workspace;
+use crate::support::cli::{Workspace, sigterm};
 use crate::support::pg::{connect, start_destination, start_source};
 
 const TASK: &str = "scenario";
@@ -606,10 +606,7 @@ async fn run_scenario(s: &Scenario) -> Run {
     // SIGTERM: apply finishes the transaction in flight and exits 0.
     let mut child = first.0.take().unwrap();
     // (It may have exited already after an error: then kill finds no process.)
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .stderr(Stdio::null())
-        .status();
+    sigterm(&child);
     match wait_exit(&mut child, Duration::from_secs(30)).await {
         Some(st) if st.success() && caught_up => {}
         Some(st) => run.apply_errors.push(format!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::cli::{Workspace, expect_exit, text};
+use crate::support::cli::{Workspace, expect_exit, stop_gracefully, text};
 use crate::support::pg::{Pair, column, connect, exec};
 use crate::support::sync::assert_converges;
 
@@ -349,18 +349,7 @@ async fn verify_while_apply_streams_under_load_has_no_false_mismatch() {
     assert_eq!(table(&report, "public.ledger")["status"], "ok");
 
     stop.store(true, Ordering::Relaxed);
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &apply.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let code = apply.wait().unwrap();
-    assert_eq!(
-        code.code(),
-        Some(0),
-        "{}",
-        std::fs::read_to_string(ws.log("stream", "err")).unwrap_or_default()
-    );
+    stop_gracefully(&ws, &mut apply, "stream");
     assert_eq!(
         column(&src, "select count(*) > 0 from ledger").await,
         [Some("t".to_owned())]

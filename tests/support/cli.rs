@@ -108,3 +108,24 @@ impl Workspace {
         Workspace { dir }
     }
 }
+
+/// Sends SIGTERM to a background pgsync (a no-op when it already exited).
+pub fn sigterm(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Stops a background `apply` with SIGTERM and asserts it finished cleanly
+/// (exit 0), showing its log (`ws.log(tag, "err")`) otherwise.
+pub fn stop_gracefully(ws: &Workspace, child: &mut Child, tag: &str) {
+    sigterm(child);
+    let code = child.wait().expect("wait for pgsync");
+    assert_eq!(
+        code.code(),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(ws.log(tag, "err")).unwrap_or_default()
+    );
+}
