@@ -19,8 +19,9 @@ use super::diag::{ConfigError, ConfigErrors, Diagnostics, Source};
 use super::eval::{self, EnvScope, Evaluator, Variable};
 use super::suggest;
 use crate::model::{
-    ConflictMode, DesiredState, EndpointSpec, ObjectSelection, RetrySpec, Secret, SslMode,
-    SyncTypes, TaskSpec, ThrottleSpec, TlsFiles, slot_name_for_task,
+    ConflictMode, DesiredState, EndpointSpec, Mapping, NameCase, ObjectSelection, Operations,
+    QualifiedName, RetrySpec, Secret, SslMode, SyncTypes, TableOptions, TaskSpec, ThrottleSpec,
+    TlsFiles, slot_name_for_task,
 };
 
 /// What a block may contain. `planned` names are part of the documented
@@ -59,9 +60,15 @@ const ENDPOINT: Shape = Shape {
 };
 
 const TASK: Shape = Shape {
-    attrs: &["source", "destination", "sync_types", "conflicting_tables"],
-    blocks: &["schema", "table", "retry", "throttle"],
-    planned: &["name_case", "tags", "mapping", "alert"],
+    attrs: &[
+        "source",
+        "destination",
+        "sync_types",
+        "conflicting_tables",
+        "name_case",
+    ],
+    blocks: &["schema", "table", "mapping", "retry", "throttle"],
+    planned: &["tags", "alert"],
 };
 
 const THROTTLE: Shape = Shape {
@@ -83,15 +90,21 @@ const RETRY: Shape = Shape {
 };
 
 const SCHEMA: Shape = Shape {
-    attrs: &["exclude_tables"],
+    attrs: &["exclude_tables", "rename", "operations"],
     blocks: &[],
-    planned: &["rename"],
+    planned: &[],
 };
 
 const TABLE: Shape = Shape {
-    attrs: &[],
+    attrs: &["rename", "columns", "column_map", "where", "operations"],
     blocks: &[],
-    planned: &["rename", "columns", "column_map", "where", "operations"],
+    planned: &[],
+};
+
+const MAPPING: Shape = Shape {
+    attrs: &["match", "rename"],
+    blocks: &[],
+    planned: &[],
 };
 
 const SYNC_TYPES: [&str; 3] = ["schema", "full", "incremental"];
@@ -729,6 +742,11 @@ impl Decoder<'_> {
         let destination = self.endpoint_ref(&a, "destination", known);
         let sync_types = self.field(&a, "sync_types", false, sync_types);
         let conflicting = self.field(&a, "conflicting_tables", false, conflict);
+        let name_case = self.field(&a, "name_case", false, name_case);
+        let (mapping_blocks, blocks): (Vec<&Block>, Vec<&Block>) = blocks
+            .into_iter()
+            .partition(|b| b.ident.as_str() == "mapping");
+        let mappings = self.mappings(ev, file, &mapping_blocks, &ctx);
         let (retry_blocks, blocks): (Vec<&Block>, Vec<&Block>) = blocks
             .into_iter()
             .partition(|b| b.ident.as_str() == "retry");
@@ -784,7 +802,89 @@ impl Decoder<'_> {
             objects: objects?,
             retry: retry?,
             throttle: throttle?,
+            mappings: mappings?,
+            name_case: name_case.or(NameCase::default())?,
         })
+    }
+
+    /// The task's `mapping { match, rename }` blocks, in file order.
+    fn mappings(
+        &mut self,
+        ev: &Evaluator<'_>,
+        file: usize,
+        blocks: &[&Block],
+        task_ctx: &str,
+    ) -> Option<Vec<Mapping>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for block in blocks {
+            let ctx = format!("mapping of {task_ctx}");
+            if !block.labels.is_empty() {
+                self.push(
+                    file,
+                    block_start(block),
+                    format!("{ctx} takes no label"),
+                    Some("write `mapping { match = \"s.tmp_*\", rename = \"scratch.*\" }`".into()),
+                );
+                ok = false;
+                continue;
+            }
+            let (map, _) = self.check_body(file, &block.body, &ctx, &MAPPING);
+            let a = Attrs {
+                ev,
+                file,
+                block,
+                ctx: &ctx,
+                map,
+            };
+            let pattern = self.field(&a, "match", false, non_empty);
+            let rename = self.field(&a, "rename", false, non_empty);
+            let (Some(pattern), Some(rename)) = (
+                self.require(&a, pattern, "match"),
+                self.require(&a, rename, "rename"),
+            ) else {
+                ok = false;
+                continue;
+            };
+            let stars = |s: &str| s.matches('*').count();
+            let dots = |s: &str| s.matches('.').count();
+            let problem = if dots(&pattern) > 1 || dots(&rename) > 1 {
+                Some("names have at most one dot: SCHEMA or SCHEMA.TABLE".to_owned())
+            } else if dots(&pattern) != dots(&rename) {
+                Some(format!(
+                    "`match` {pattern:?} and `rename` {rename:?} must both name tables \
+                     (SCHEMA.TABLE) or both name schemas"
+                ))
+            } else if stars(&rename) > stars(&pattern) {
+                Some(format!(
+                    "`rename` {rename:?} has more `*` than `match` {pattern:?}"
+                ))
+            } else if rename.split('.').any(str::is_empty) {
+                Some(format!("`rename` {rename:?} has an empty name part"))
+            } else {
+                None
+            };
+            if let Some(message) = problem {
+                let at = a
+                    .map
+                    .get("rename")
+                    .map_or(block_start(block), |attr| span_start(*attr, 0));
+                self.push(
+                    file,
+                    at,
+                    format!("{ctx}: {message}"),
+                    Some(
+                        "each `*` of `rename` takes the text matched by the `*` of `match` \
+                         at the same position"
+                            .into(),
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            out.push(Mapping { pattern, rename });
+        }
+        ok.then_some(out)
     }
 
     /// The task's optional `throttle { full_qps, full_rps, full_mbps,
@@ -932,6 +1032,8 @@ impl Decoder<'_> {
                     map,
                 };
                 let exclude = self.field(&a, "exclude_tables", false, strings);
+                let rename = self.field(&a, "rename", false, schema_name);
+                let operations = self.field(&a, "operations", false, operations);
                 if label.is_empty() {
                     self.push(
                         file,
@@ -941,20 +1043,34 @@ impl Decoder<'_> {
                     );
                     None
                 } else {
-                    exclude
-                        .or(Vec::new())
-                        .map(|exclude_tables| ObjectSelection::Schema {
-                            name: label.clone(),
-                            exclude_tables,
-                        })
+                    match (exclude.or(Vec::new()), rename.or_none(), operations.or_none()) {
+                        (Some(exclude_tables), Some(rename), Some(operations)) => {
+                            Some(ObjectSelection::Schema {
+                                name: label.clone(),
+                                exclude_tables,
+                                rename,
+                                operations,
+                            })
+                        }
+                        _ => None,
+                    }
                 }
             } else {
-                self.check_body(file, &block.body, &ctx, &TABLE);
+                let (map, _) = self.check_body(file, &block.body, &ctx, &TABLE);
+                let a = Attrs {
+                    ev,
+                    file,
+                    block,
+                    ctx: &ctx,
+                    map,
+                };
+                let options = self.table_options(&a);
                 match label.split_once('.') {
                     Some((schema, name)) if !schema.is_empty() && !name.is_empty() => {
-                        Some(ObjectSelection::Table {
+                        options.map(|options| ObjectSelection::Table {
                             schema: schema.to_owned(),
                             name: name.to_owned(),
+                            options,
                         })
                     }
                     _ => {
@@ -986,6 +1102,64 @@ impl Decoder<'_> {
             return None;
         }
         ok.then_some(objects)
+    }
+
+    /// `rename`, `columns`, `column_map`, `where` and `operations` of a
+    /// `table` block, checked against each other.
+    fn table_options(&mut self, a: &Attrs<'_>) -> Option<TableOptions> {
+        let rename = self.field(a, "rename", false, table_name);
+        let columns = self.field(a, "columns", false, column_list);
+        let column_map = self.field(a, "column_map", false, column_map);
+        let filter = self.field(a, "where", false, non_empty);
+        let operations = self.field(a, "operations", false, operations);
+        let options = TableOptions {
+            rename: rename.or_none()?,
+            columns: columns.or_none()?,
+            column_map: column_map.or(BTreeMap::new())?,
+            filter: filter.or_none()?,
+            operations: operations.or_none()?,
+        };
+        let at = |name: &str| {
+            a.map
+                .get(name)
+                .map_or(block_start(a.block), |attr| span_start(*attr, 0))
+        };
+        if let Some(cols) = &options.columns {
+            let unselected: Vec<&String> = options
+                .column_map
+                .keys()
+                .filter(|k| !cols.contains(k))
+                .collect();
+            if let Some(first) = unselected.first() {
+                self.push(
+                    a.file,
+                    at("column_map"),
+                    format!(
+                        "`column_map` in {} renames column {first:?}, which `columns` does not \
+                         select",
+                        a.ctx
+                    ),
+                    Some(format!("add {first:?} to `columns` or remove it from `column_map`")),
+                );
+                return None;
+            }
+        }
+        let mut targets: BTreeMap<&str, &str> = BTreeMap::new();
+        for (from, to) in &options.column_map {
+            if let Some(other) = targets.insert(to, from) {
+                self.push(
+                    a.file,
+                    at("column_map"),
+                    format!(
+                        "`column_map` in {} maps both {other:?} and {from:?} to {to:?}",
+                        a.ctx
+                    ),
+                    Some("give each destination column its own name".into()),
+                );
+                return None;
+            }
+        }
+        Some(options)
     }
 
     /// Two tasks whose names map to the same replication slot.
@@ -1226,6 +1400,119 @@ fn sslsni(value: &Value, sensitive: bool, subject: &str) -> Result<bool, Complai
             Some("write `sslsni = false` to send no server name".to_owned()),
         )),
     }
+}
+
+fn name_case(value: &Value, sensitive: bool, subject: &str) -> Result<NameCase, Complaint> {
+    let v = one_of(value, sensitive, subject, &NameCase::NAMES)?;
+    Ok(match v {
+        "source" => NameCase::Source,
+        "destination" => NameCase::Destination,
+        "lower" => NameCase::Lower,
+        "upper" => NameCase::Upper,
+        _ => NameCase::Default,
+    })
+}
+
+/// A schema name (`rename` of a schema block): not empty, no dot.
+fn schema_name(value: &Value, sensitive: bool, subject: &str) -> Result<String, Complaint> {
+    let s = non_empty(value, sensitive, subject)?;
+    if s.contains('.') {
+        return Err((
+            format!("{subject} must be a schema name without a dot, got {s:?}"),
+            Some("to move single tables, use `rename = \"SCHEMA.NAME\"` in a table block".into()),
+        ));
+    }
+    Ok(s)
+}
+
+/// `SCHEMA.NAME` (`rename` of a table block).
+fn table_name(value: &Value, sensitive: bool, subject: &str) -> Result<QualifiedName, Complaint> {
+    let s = non_empty(value, sensitive, subject)?;
+    match s.split_once('.') {
+        Some((schema, name)) if !schema.is_empty() && !name.is_empty() && !name.contains('.') => {
+            Ok(QualifiedName::new(schema, name))
+        }
+        _ => Err((
+            format!("{subject} must be SCHEMA.NAME, got {s:?}"),
+            Some(format!("write `rename = \"public.{}\"`", s.trim_matches('.'))),
+        )),
+    }
+}
+
+/// `columns`: a non-empty list of distinct, non-empty names.
+fn column_list(value: &Value, sensitive: bool, subject: &str) -> Result<Vec<String>, Complaint> {
+    let items = strings(value, sensitive, subject)?;
+    if items.is_empty() {
+        return Err((
+            format!("{subject} must not be empty"),
+            Some("list the columns to synchronize, or leave `columns` out for all".into()),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for c in &items {
+        if c.is_empty() {
+            return Err((format!("{subject} lists an empty column name"), None));
+        }
+        if !seen.insert(c.as_str()) {
+            return Err((
+                format!("{subject} lists {c:?} twice"),
+                Some("remove the duplicate".into()),
+            ));
+        }
+    }
+    Ok(items)
+}
+
+/// `column_map = { source = "destination" }`.
+fn column_map(
+    value: &Value,
+    sensitive: bool,
+    subject: &str,
+) -> Result<BTreeMap<String, String>, Complaint> {
+    let Value::Object(map) = value else {
+        return Err((
+            format!(
+                "{subject} must be an object, got {}",
+                eval::describe(value, sensitive)
+            ),
+            Some("write `column_map = { source_name = \"destination_name\" }`".into()),
+        ));
+    };
+    let mut out = BTreeMap::new();
+    for (k, v) in map {
+        let to = eval::as_string(v).filter(|s| !s.is_empty()).ok_or_else(|| {
+            (
+                format!(
+                    "{subject} maps {k:?} to {}; it must be a non-empty column name",
+                    eval::describe(v, sensitive)
+                ),
+                None,
+            )
+        })?;
+        out.insert(k.clone(), to);
+    }
+    Ok(out)
+}
+
+/// `operations`: a non-empty subset of insert, update, delete, truncate, ddl.
+fn operations(value: &Value, sensitive: bool, subject: &str) -> Result<Operations, Complaint> {
+    let items = strings(value, sensitive, subject)?;
+    if items.is_empty() {
+        return Err((
+            format!("{subject} must not be empty"),
+            Some("to stop synchronizing a table, remove its block or exclude it".into()),
+        ));
+    }
+    for item in &items {
+        if !Operations::NAMES.contains(&item.as_str()) {
+            let hint = match suggest::closest(item, Operations::NAMES) {
+                Some(near) => format!("did you mean {near:?}?"),
+                None => format!("operations are {}", values(&Operations::NAMES)),
+            };
+            return Err((format!("{subject} lists unknown operation {item:?}"), Some(hint)));
+        }
+    }
+    Ok(Operations::from_names(items.iter().map(String::as_str)))
 }
 
 fn conflict(value: &Value, sensitive: bool, subject: &str) -> Result<ConflictMode, Complaint> {

@@ -96,14 +96,19 @@ fn valid_directory_parses_to_the_exact_state() {
             ObjectSelection::Schema {
                 name: "public".into(),
                 exclude_tables: vec!["audit_*".into(), "tmp_*".into()],
+                rename: None,
+                operations: None,
             },
             ObjectSelection::Table {
                 schema: "sales".into(),
                 name: "orders".into(),
+                options: Default::default(),
             },
         ],
         retry: RetrySpec::default(),
         throttle: Default::default(),
+        mappings: vec![],
+        name_case: Default::default(),
     };
     let archive = TaskSpec {
         name: "archive-2024".into(),
@@ -115,10 +120,13 @@ fn valid_directory_parses_to_the_exact_state() {
             ObjectSelection::Table {
                 schema: "archive".into(),
                 name: "orders_2024".into(),
+                options: Default::default(),
             },
             ObjectSelection::Schema {
                 name: "billing".into(),
                 exclude_tables: vec![],
+                rename: None,
+                operations: None,
             },
         ],
         retry: RetrySpec {
@@ -126,6 +134,8 @@ fn valid_directory_parses_to_the_exact_state() {
             other_minutes: 5,
         },
         throttle: Default::default(),
+        mappings: vec![],
+        name_case: Default::default(),
     };
     let want = DesiredState {
         endpoints: [("dst".to_owned(), dst), ("src".to_owned(), src)].into(),
@@ -183,7 +193,8 @@ task "t" {{
         task.objects,
         vec![ObjectSelection::Table {
             schema: "a".into(),
-            name: "b.c".into()
+            name: "b.c".into(),
+            options: Default::default(),
         }]
     );
 }
@@ -218,7 +229,7 @@ fn error_cases() -> Vec<ErrorCase> {
             )],
             plain(),
             "a.hcl:14:3: unknown attribute `colour` in task \"t\"\n  hint: task blocks take \
-             `source`, `destination`, `sync_types` and `conflicting_tables`",
+             `source`, `destination`, `sync_types`, `conflicting_tables` and `name_case`",
         ),
         (
             "unknown top-level block",
@@ -243,9 +254,36 @@ fn error_cases() -> Vec<ErrorCase> {
             )],
             plain(),
             "a.hcl:14:3: `alert` in task \"t\" is not supported yet\n  hint: remove it; \
-             docs/config.md lists what this version accepts\n\
-             a.hcl:15:16: `rename` in schema \"s\" of task \"t\" is not supported yet\n  hint: \
-             remove it; docs/config.md lists what this version accepts",
+             docs/config.md lists what this version accepts",
+        ),
+        (
+            "table settings that contradict each other or are malformed",
+            vec![(
+                "a.hcl",
+                task("  source = endpoint.src\n  destination = endpoint.dst\n  \
+                      table \"s.a\" {\n    columns = [\"id\"]\n    column_map = { note = \"n\" }\n  }\n  \
+                      table \"s.b\" { rename = \"nodot\" }\n  \
+                      table \"s.c\" { operations = [\"inserts\"] }\n  \
+                      table \"s.d\" { column_map = { a = \"x\", b = \"x\" } }\n  \
+                      mapping {\n    match = \"s.*\"\n    rename = \"t.*.*\"\n  }\n  \
+                      schema \"s\" { rename = \"x.y\" }\n  \
+                      name_case = \"camel\"\n"),
+            )],
+            plain(),
+            "a.hcl:16:5: `column_map` in table \"s.a\" of task \"t\" renames column \"note\", which \
+             `columns` does not select\n  hint: add \"note\" to `columns` or remove it from `column_map`\n\
+             a.hcl:18:26: `rename` in table \"s.b\" of task \"t\" must be SCHEMA.NAME, got \"nodot\"\n  \
+             hint: write `rename = \"public.nodot\"`\n\
+             a.hcl:19:30: `operations` in table \"s.c\" of task \"t\" lists unknown operation \
+             \"inserts\"\n  hint: did you mean \"insert\"?\n\
+             a.hcl:20:17: `column_map` in table \"s.d\" of task \"t\" maps both \"a\" and \"b\" to \"x\"\n  \
+             hint: give each destination column its own name\n\
+             a.hcl:23:5: mapping of task \"t\": names have at most one dot: SCHEMA or SCHEMA.TABLE\n  \
+             hint: each `*` of `rename` takes the text matched by the `*` of `match` at the same position\n\
+             a.hcl:25:25: `rename` in schema \"s\" of task \"t\" must be a schema name without a dot, \
+             got \"x.y\"\n  hint: to move single tables, use `rename = \"SCHEMA.NAME\"` in a table block\n\
+             a.hcl:26:15: `name_case` in task \"t\" must be \"default\", \"source\", \"destination\", \
+             \"lower\" or \"upper\", got \"camel\"",
         ),
         (
             "unknown endpoint reference names the declared ones",
@@ -350,7 +388,7 @@ fn error_cases() -> Vec<ErrorCase> {
             plain(),
             "a.hcl:1:18: syntax error: invalid block body; expected `}`, newline or identifier\n\
              b.hcl:14:3: unknown attribute `user` in task \"t\"\n  hint: task blocks take \
-             `source`, `destination`, `sync_types` and `conflicting_tables`",
+             `source`, `destination`, `sync_types`, `conflicting_tables` and `name_case`",
         ),
         (
             "attribute set twice",

@@ -139,6 +139,8 @@ pub(super) async fn run(
 
     let mut record = previous.unwrap_or_else(|| TaskRecord::new(spec, source, destination));
     record.objects = spec.objects.clone();
+    record.mappings = spec.mappings.clone();
+    record.name_case = spec.name_case;
     record.sync_types = spec.sync_types;
     record.conflicting_tables = spec.conflicting_tables;
     record.phase = TaskPhase::Precheck;

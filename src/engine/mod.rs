@@ -279,6 +279,8 @@ async fn apply_inner(
                     r.conflicting_tables = spec.conflicting_tables;
                     r.retry = spec.retry;
                     r.throttle = spec.throttle;
+                    // Only `operations` may differ (see the planner).
+                    r.objects = spec.objects.clone();
                 })?;
             }
             Action::Create { .. } | Action::ResumeInitialSync { .. } | Action::Replace { .. } => {

@@ -294,7 +294,7 @@ async fn stream_once(
         for o in &job.objects {
             match o {
                 crate::model::ObjectSelection::Schema { name, .. } => schemas.push(name.clone()),
-                crate::model::ObjectSelection::Table { schema, name } => {
+                crate::model::ObjectSelection::Table { schema, name, .. } => {
                     tables.push(format!("{schema}.{name}"));
                 }
             }

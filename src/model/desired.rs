@@ -132,6 +132,12 @@ pub enum ObjectSelection {
         name: String,
         /// Glob patterns (`*` matches any run of characters) on table names.
         exclude_tables: Vec<String>,
+        /// `rename`: the destination schema of its objects.
+        #[serde(default)]
+        rename: Option<String>,
+        /// `operations` for its tables (`None`: all).
+        #[serde(default)]
+        operations: Option<super::Operations>,
     },
     /// `table "SCHEMA.NAME" {}`: one table.
     Table {
@@ -139,6 +145,9 @@ pub enum ObjectSelection {
         schema: String,
         /// Table name.
         name: String,
+        /// `rename`, `columns`, `column_map`, `where`, `operations`.
+        #[serde(default)]
+        options: super::TableOptions,
     },
 }
 
@@ -161,6 +170,10 @@ pub struct TaskSpec {
     pub retry: RetrySpec,
     /// Rate limits of the copy and the stream.
     pub throttle: ThrottleSpec,
+    /// `mapping` blocks, in file order (the first match wins).
+    pub mappings: Vec<super::Mapping>,
+    /// `name_case`.
+    pub name_case: super::NameCase,
 }
 
 /// The `throttle` block (the DTS speed limits). Every limit is optional and
@@ -253,8 +266,11 @@ impl ObjectSelection {
             ObjectSelection::Schema {
                 name: s,
                 exclude_tables,
+                ..
             } => s == schema && !exclude_tables.iter().any(|g| glob_matches(g, name)),
-            ObjectSelection::Table { schema: s, name: n } => s == schema && n == name,
+            ObjectSelection::Table {
+                schema: s, name: n, ..
+            } => s == schema && n == name,
         }
     }
 }
@@ -276,6 +292,8 @@ mod tests {
         let sel = ObjectSelection::Schema {
             name: "public".into(),
             exclude_tables: vec!["tmp_*".into()],
+            rename: None,
+            operations: None,
         };
         assert!(sel.selects("public", "film"));
         assert!(!sel.selects("public", "tmp_x"));

@@ -4,6 +4,7 @@
 mod desired;
 mod lsn;
 mod names;
+mod route;
 mod secret;
 
 pub use desired::{
@@ -11,6 +12,7 @@ pub use desired::{
     TaskSpec, ThrottleSpec, TlsFiles, glob_matches,
 };
 pub use lsn::{Lsn, LsnParseError};
+pub use route::{Mapping, NameCase, Operations, Route, TableOptions, glob_captures};
 pub use names::{QualifiedName, publication_name_for_task, slot_name_for_task};
 pub use secret::Secret;
 

@@ -261,6 +261,7 @@ pub async fn install(
             ObjectSelection::Schema {
                 name,
                 exclude_tables,
+                ..
             } => Some(json!({ "schema": name, "exclude": exclude_tables })),
             ObjectSelection::Table { .. } => None,
         })

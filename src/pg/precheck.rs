@@ -119,7 +119,7 @@ pub async fn resolve_tables(
     let missing = objects
         .iter()
         .filter_map(|o| match o {
-            ObjectSelection::Table { schema, name }
+            ObjectSelection::Table { schema, name, .. }
                 if !tables
                     .iter()
                     .any(|t| &t.name.schema == schema && &t.name.name == name) =>

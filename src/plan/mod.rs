@@ -51,6 +51,12 @@ pub struct TaskShape {
     pub throttle: crate::model::ThrottleSpec,
     /// Selection, in file order.
     pub objects: Vec<ObjectSelection>,
+    /// `mapping` blocks, in file order.
+    #[serde(default)]
+    pub mappings: Vec<crate::model::Mapping>,
+    /// `name_case`.
+    #[serde(default)]
+    pub name_case: crate::model::NameCase,
 }
 
 impl TaskShape {
@@ -68,6 +74,8 @@ impl TaskShape {
             retry: spec.retry,
             throttle: spec.throttle,
             objects: spec.objects.clone(),
+            mappings: spec.mappings.clone(),
+            name_case: spec.name_case,
         })
     }
 
@@ -83,6 +91,8 @@ impl TaskShape {
             retry: r.retry,
             throttle: r.throttle,
             objects: r.objects.clone(),
+            mappings: r.mappings.clone(),
+            name_case: r.name_case,
         }
     }
 
@@ -113,37 +123,165 @@ impl TaskShape {
         if self.throttle != crate::model::ThrottleSpec::default() {
             out.push(format!("throttle           = {}", self.throttle.describe()));
         }
+        if self.name_case != crate::model::NameCase::Default {
+            out.push(format!(
+                "name_case          = {:?}",
+                self.name_case.as_str()
+            ));
+        }
         for o in &self.objects {
-            out.push(match o {
-                ObjectSelection::Schema {
-                    name,
-                    exclude_tables,
-                } if exclude_tables.is_empty() => {
-                    format!("schema {name:?} {{}}")
-                }
-                ObjectSelection::Schema {
-                    name,
-                    exclude_tables,
-                } => {
-                    format!("schema {name:?} {{ exclude_tables = {exclude_tables:?} }}")
-                }
-                ObjectSelection::Table { schema, name } => {
-                    format!("table {:?} {{}}", format!("{schema}.{name}"))
-                }
-            });
+            out.push(object_line(o));
+        }
+        for m in &self.mappings {
+            out.push(format!(
+                "mapping {{ match = {:?}, rename = {:?} }}",
+                m.pattern, m.rename
+            ));
         }
         out
     }
 
     /// Whether moving from `self` to `other` can be done without re-syncing:
-    /// only settings (`conflicting_tables`, `retry`, `throttle`) may differ.
+    /// only settings (`conflicting_tables`, `retry`, `throttle`, and the
+    /// `operations` of schemas and tables) may differ.
     fn updatable_to(&self, other: &TaskShape) -> bool {
+        let without_operations = |objects: &[ObjectSelection]| -> Vec<ObjectSelection> {
+            objects
+                .iter()
+                .cloned()
+                .map(|mut o| {
+                    match &mut o {
+                        ObjectSelection::Schema { operations, .. } => *operations = None,
+                        ObjectSelection::Table { options, .. } => options.operations = None,
+                    }
+                    o
+                })
+                .collect()
+        };
         TaskShape {
             conflicting_tables: other.conflicting_tables,
             retry: other.retry,
             throttle: other.throttle,
+            objects: without_operations(&self.objects),
             ..self.clone()
-        } == *other
+        } == TaskShape {
+            objects: without_operations(&other.objects),
+            ..other.clone()
+        }
+    }
+
+    /// Why `self` → `other` forces a re-sync, naming the objects whose
+    /// selection, rename, columns or filter changed.
+    fn replace_reason(&self, other: &TaskShape) -> String {
+        let mut why = Vec::new();
+        if self.source != other.source || self.source_name != other.source_name {
+            why.push("source changed".to_owned());
+        }
+        if self.destination != other.destination || self.destination_name != other.destination_name
+        {
+            why.push("destination changed".to_owned());
+        }
+        if self.sync_types != other.sync_types {
+            why.push("sync_types changed".to_owned());
+        }
+        let label = |o: &ObjectSelection| match o {
+            ObjectSelection::Schema { name, .. } => format!("schema {name:?}"),
+            ObjectSelection::Table { schema, name, .. } => format!("table \"{schema}.{name}\""),
+        };
+        for o in &other.objects {
+            match self.objects.iter().find(|b| label(b) == label(o)) {
+                None => why.push(format!("{} added", label(o))),
+                Some(b) if object_line(b) != object_line(o) => {
+                    let (ObjectSelection::Table { options: x, .. }, ObjectSelection::Table { options: y, .. }) = (b, o) else {
+                        why.push(format!("{} changed", label(o)));
+                        continue;
+                    };
+                    let mut what = Vec::new();
+                    if x.rename != y.rename {
+                        what.push("rename");
+                    }
+                    if x.columns != y.columns || x.column_map != y.column_map {
+                        what.push("columns");
+                    }
+                    if x.filter != y.filter {
+                        what.push("where");
+                    }
+                    if what.is_empty() {
+                        what.push("operations");
+                    }
+                    why.push(format!("{} {} changed", label(o), what.join(", ")));
+                }
+                Some(_) => {}
+            }
+        }
+        for b in &self.objects {
+            if !other.objects.iter().any(|o| label(o) == label(b)) {
+                why.push(format!("{} removed", label(b)));
+            }
+        }
+        if self.mappings != other.mappings {
+            why.push("mapping changed".to_owned());
+        }
+        if self.name_case != other.name_case {
+            why.push("name_case changed".to_owned());
+        }
+        if why.is_empty() {
+            why.push("selection changed".to_owned());
+        }
+        format!("{}; forces re-copy", why.join(", "))
+    }
+}
+
+/// One `schema` or `table` block as a plan line, with its settings.
+fn object_line(o: &ObjectSelection) -> String {
+    let mut attrs = Vec::new();
+    let ops = |o: &Option<crate::model::Operations>| o.map(|o| format!("operations = {:?}", o.names()));
+    let (head, attrs) = match o {
+        ObjectSelection::Schema {
+            name,
+            exclude_tables,
+            rename,
+            operations,
+        } => {
+            if !exclude_tables.is_empty() {
+                attrs.push(format!("exclude_tables = {exclude_tables:?}"));
+            }
+            if let Some(r) = rename {
+                attrs.push(format!("rename = {r:?}"));
+            }
+            attrs.extend(ops(operations));
+            (format!("schema {name:?}"), attrs)
+        }
+        ObjectSelection::Table {
+            schema,
+            name,
+            options,
+        } => {
+            if let Some(r) = &options.rename {
+                attrs.push(format!("rename = {:?}", r.to_string()));
+            }
+            if let Some(c) = &options.columns {
+                attrs.push(format!("columns = {c:?}"));
+            }
+            if !options.column_map.is_empty() {
+                let pairs: Vec<String> = options
+                    .column_map
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {v:?}"))
+                    .collect();
+                attrs.push(format!("column_map = {{ {} }}", pairs.join(", ")));
+            }
+            if let Some(w) = &options.filter {
+                attrs.push(format!("where = {w:?}"));
+            }
+            attrs.extend(ops(&options.operations));
+            (format!("table {:?}", format!("{schema}.{name}")), attrs)
+        }
+    };
+    if attrs.is_empty() {
+        format!("{head} {{}}")
+    } else {
+        format!("{head} {{ {} }}", attrs.join(", "))
     }
 }
 
@@ -334,7 +472,7 @@ pub fn plan(desired: &DesiredState, recorded: &RecordedState, observed: &Observe
         if before != after && !before.updatable_to(&after) {
             changes.push(Action::Replace {
                 task: name.clone(),
-                reason: "selection, endpoints or sync types changed; forces re-sync".into(),
+                reason: before.replace_reason(&after),
                 before,
                 after,
             });
@@ -417,11 +555,15 @@ mod tests {
                     conflicting_tables: ConflictMode::Error,
                     retry: crate::model::RetrySpec::default(),
                     throttle: crate::model::ThrottleSpec::default(),
+                    mappings: vec![],
+                    name_case: Default::default(),
                     objects: schemas
                         .iter()
                         .map(|s| ObjectSelection::Schema {
                             name: (*s).into(),
                             exclude_tables: vec![],
+                            rename: None,
+                            operations: None,
                         })
                         .collect(),
                 },
@@ -513,7 +655,7 @@ mod tests {
             lines(&p),
             [
                 "- task.old destroy",
-                "-/+ task.app replace (selection, endpoints or sync types changed; forces re-sync)",
+                "-/+ task.app replace (schema \"sales\" added; forces re-copy)",
             ]
         );
         assert_eq!(

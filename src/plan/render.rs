@@ -148,9 +148,12 @@ mod tests {
             conflicting_tables: conflict,
             retry: crate::model::RetrySpec::default(),
             throttle: crate::model::ThrottleSpec::default(),
+            mappings: vec![],
+            name_case: Default::default(),
             objects: vec![ObjectSelection::Table {
                 schema: "public".into(),
                 name: "t".into(),
+                options: Default::default(),
             }],
         }
     }

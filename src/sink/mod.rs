@@ -1118,7 +1118,9 @@ fn ddl_in_selection(objects: &str, selection: &[ObjectSelection]) -> bool {
         let identity = o.get("identity").and_then(|v| v.as_str()).unwrap_or("");
         selection.iter().any(|s| match s {
             ObjectSelection::Schema { name, .. } => name == schema,
-            ObjectSelection::Table { schema: ts, name } => {
+            ObjectSelection::Table {
+                schema: ts, name, ..
+            } => {
                 ts == schema && identity.starts_with(&format!("{ts}.{name}"))
             }
         })

@@ -125,6 +125,12 @@ pub struct TaskRecord {
     pub throttle: crate::model::ThrottleSpec,
     /// Selection as applied.
     pub objects: Vec<ObjectSelection>,
+    /// `mapping` blocks as applied.
+    #[serde(default)]
+    pub mappings: Vec<crate::model::Mapping>,
+    /// `name_case` as applied.
+    #[serde(default)]
+    pub name_case: crate::model::NameCase,
     /// Publication on the source (recorded before it is created).
     pub publication: Option<String>,
     /// Slot on the source (recorded before it is created).
@@ -178,6 +184,8 @@ impl TaskRecord {
             retry: spec.retry,
             throttle: spec.throttle,
             objects: spec.objects.clone(),
+            mappings: spec.mappings.clone(),
+            name_case: spec.name_case,
             publication: None,
             slot: None,
             consistent_lsn: None,

@@ -102,6 +102,7 @@ impl SchemaSelection {
                 ObjectSelection::Schema {
                     name,
                     exclude_tables,
+                    ..
                 } => {
                     if !selection.schemas.contains(name) {
                         selection.schemas.push(name.clone());
@@ -112,7 +113,7 @@ impl SchemaSelection {
                             .push(QualifiedName::new(name.clone(), glob.clone()));
                     }
                 }
-                ObjectSelection::Table { schema, name } => {
+                ObjectSelection::Table { schema, name, .. } => {
                     let table = QualifiedName::new(schema.clone(), name.clone());
                     if resolved.contains(&table) && !selection.tables.contains(&table) {
                         selection.tables.push(table);
