@@ -752,6 +752,8 @@ async fn excluded_tables_and_helpers_are_left_out() {
     let objects = [pgsync::model::ObjectSelection::Schema {
         name: "public".into(),
         exclude_tables: vec!["audit_*".into()],
+        rename: None,
+        operations: None,
     }];
     let selection = SchemaSelection::from_objects(&objects, &[]);
     let script = generate(&src, &selection).await.expect("generate");
