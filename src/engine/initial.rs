@@ -51,11 +51,19 @@ pub async fn prechecks(
         incremental,
     )
     .await?;
-    // Tables pgsync itself created for this task (a resumed sync) are not conflicts.
+    checks.extend(crate::pg::routes::route_checks(&src, spec, &tables).await?);
+    // Tables pgsync itself created for this task (a resumed sync) are not
+    // conflicts. The destination is searched under the names the tables
+    // get there.
     let foreign: Vec<SourceTable> = tables
         .iter()
         .filter(|t| !owned_tables.contains(&t.name.to_string()))
-        .cloned()
+        .map(|t| SourceTable {
+            name: spec
+                .route(&t.name.schema, &t.name.name)
+                .map_or_else(|| t.name.clone(), |r| r.target),
+            ..t.clone()
+        })
         .collect();
     let mut dst_checks = precheck::destination_checks(
         &src,
@@ -169,7 +177,15 @@ pub(super) async fn run(
             "emptying {} copied under the lost snapshot",
             counted(copied.len(), "destination table")
         ));
-        truncate(&dst, &copied).await?;
+        let staged = spec.sync_types.schema;
+        let names: Vec<String> = copied
+            .iter()
+            .filter_map(|t| t.split_once('.'))
+            .map(|(s, n)| {
+                super::reshape::copied_name(spec, &QualifiedName::new(s, n), staged).to_string()
+            })
+            .collect();
+        truncate(&dst, &names).await?;
     }
     let leaf: Vec<QualifiedName> = tables
         .iter()
@@ -307,7 +323,9 @@ pub(super) async fn run(
                 "creating schema on the destination ({} before the copy)",
                 counted(generated.pre_data.len(), "statement")
             ));
-            run_pre_data(&dst, &generated.pre_data, recorder, task).await?;
+            let mut pre_data = generated.pre_data.clone();
+            pre_data.extend(super::reshape::before_copy(spec, &generated.tables));
+            run_pre_data(&dst, &pre_data, recorder, task).await?;
             crate::failpoint::hit("initial.after_pre_data");
             recorder.update(task, |r| r.schema_pre_done = true)?;
         }
@@ -326,7 +344,7 @@ pub(super) async fn run(
             source: source.clone(),
             destination: destination.clone(),
             snapshot: snapshot_name.clone(),
-            tables: leaf.clone(),
+            tables: super::reshape::copy_tables(spec, &leaf, spec.sync_types.schema),
             binary: spec.sync_types.schema,
             jobs: options.jobs,
             qps,
@@ -384,7 +402,60 @@ pub(super) async fn run(
             counted(script.post_data.len(), "statement")
         ));
         crate::failpoint::hit("initial.before_post_data");
-        run_statements(&dst, &script.post_data).await?;
+        let mut shaped = Vec::new();
+        for t in &all {
+            if spec.route(&t.schema, &t.name).is_some_and(|r| r.reshapes()) {
+                let columns = crate::pg::routes::source_columns(&src, t).await?;
+                shaped.push((t.clone(), columns.into_iter().map(|c| c.name).collect()));
+            }
+        }
+        let created = recorder
+            .task(task)
+            .map(|r| r.created_objects)
+            .unwrap_or_default();
+        let reshape = super::reshape::after_post_data(spec, &shaped, &created);
+        begin_schema(&dst).await?;
+        apply_statements(&dst, &script.post_data).await?;
+        if !reshape.is_empty() {
+            step(format!(
+                "renaming and reshaping on the destination ({})",
+                counted(reshape.len(), "statement")
+            ));
+            // Created objects are recorded under their new names too
+            // (before the commit, as for pre-data): destroy drops
+            // whichever exist.
+            let addresses: Vec<(u32, u32)> = admin::schema_object_addresses(&dst)
+                .await?
+                .into_iter()
+                .filter(|(_, _, k, i)| created.iter().any(|o| &o.kind == k && &o.identity == i))
+                .map(|(c, o, _, _)| (c, o))
+                .collect();
+            apply_statements(&dst, &reshape).await?;
+            let renamed = admin::identify_objects(&dst, &addresses).await?;
+            recorder.update(task, |r| {
+                for (kind, identity) in &renamed {
+                    let o = crate::state::CreatedObject {
+                        kind: kind.clone(),
+                        identity: identity.clone(),
+                    };
+                    if !r.created_objects.contains(&o) {
+                        r.created_objects.push(o);
+                    }
+                }
+                for t in &all {
+                    if let Some(route) = spec.route(&t.schema, &t.name) {
+                        let name = route.target.to_string();
+                        if !r.created_tables.contains(&name) {
+                            r.created_tables.push(name);
+                        }
+                    }
+                }
+            })?;
+        }
+        dst.client
+            .batch_execute("commit")
+            .await
+            .map_err(dst.err("commit schema"))?;
         recorder.update(task, |r| r.schema_post_done = true)?;
     }
     // The copy is done: the exported snapshot may go.
@@ -463,18 +534,6 @@ async fn apply_statements(
     Ok(())
 }
 
-async fn run_statements(
-    dst: &Connected,
-    statements: &[crate::pg::schema::Statement],
-) -> Result<(), EngineError> {
-    begin_schema(dst).await?;
-    apply_statements(dst, statements).await?;
-    dst.client
-        .batch_execute("commit")
-        .await
-        .map_err(dst.err("commit schema"))?;
-    Ok(())
-}
 
 async fn truncate(dst: &Connected, tables: &[String]) -> Result<(), EngineError> {
     let list: Vec<String> = tables

@@ -23,6 +23,7 @@
 mod destroy;
 mod initial;
 mod recorder;
+mod reshape;
 pub mod status;
 mod stream;
 
@@ -331,7 +332,7 @@ async fn stream_all(
             slot: record.slot.clone().unwrap_or_default(),
             publication: record.publication.clone().unwrap_or_default(),
             consistent_lsn: record.consistent_lsn.unwrap_or_default(),
-            objects: spec.objects.clone(),
+            spec: spec.clone(),
             retry: spec.retry,
             throttle: spec.throttle,
             options: options.clone(),

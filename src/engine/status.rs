@@ -24,6 +24,11 @@ pub struct TaskStatus {
     pub lag_seconds: Option<f64>,
     /// Source transactions applied by this run.
     pub transactions_applied: u64,
+    /// Changes this run did not apply because the table's `operations`
+    /// leave their kind out, by kind (`insert`, `update`, `delete`,
+    /// `truncate`, `ddl`).
+    #[serde(default)]
+    pub skipped: BTreeMap<String, u64>,
     /// The error that stopped the task.
     pub last_error: Option<String>,
 }

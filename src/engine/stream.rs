@@ -41,7 +41,7 @@ pub(super) struct StreamJob {
     pub slot: String,
     pub publication: String,
     pub consistent_lsn: Lsn,
-    pub objects: Vec<crate::model::ObjectSelection>,
+    pub spec: crate::model::TaskSpec,
     pub retry: crate::model::RetrySpec,
     pub throttle: crate::model::ThrottleSpec,
     pub options: ApplyOptions,
@@ -256,7 +256,7 @@ async fn stream_once(
         Some(_) => {}
     }
     let dst = connect(&job.destination).await?;
-    let mut sink = Sink::open(dst, task, &job.objects).await?;
+    let mut sink = Sink::open(dst, task, &job.spec, Some(job.source.clone())).await?;
     let start = if sink.applied() == Lsn::ZERO {
         job.consistent_lsn
     } else {
@@ -291,7 +291,7 @@ async fn stream_once(
         );
         let mut schemas = Vec::new();
         let mut tables = Vec::new();
-        for o in &job.objects {
+        for o in &job.spec.objects {
             match o {
                 crate::model::ObjectSelection::Schema { name, .. } => schemas.push(name.clone()),
                 crate::model::ObjectSelection::Table { schema, name, .. } => {
@@ -450,6 +450,11 @@ async fn stream_once(
             s.lag_bytes = Some(lag_bytes);
             s.lag_seconds = Some(lag_secs);
             s.transactions_applied = t.applied_count;
+            s.skipped = sink
+                .skipped()
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect();
         });
     };
     hb_stop.cancel();

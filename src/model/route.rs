@@ -186,6 +186,19 @@ pub struct Route {
 }
 
 impl Route {
+    /// A table synchronized whole, under its own name.
+    pub fn identity(name: QualifiedName) -> Route {
+        Route {
+            source: name.clone(),
+            target: name,
+            columns: None,
+            column_map: BTreeMap::new(),
+            filter: None,
+            operations: Operations::ALL,
+            name_case: NameCase::Default,
+        }
+    }
+
     /// Whether source column `column` is synchronized.
     pub fn selects_column(&self, column: &str) -> bool {
         self.columns

@@ -267,10 +267,25 @@ pub async fn drop_slot(src: &Connected, name: &str) -> Result<(), PgError> {
 /// # Errors
 /// [`PgError`].
 pub async fn schema_objects(conn: &Connected) -> Result<Vec<(String, String)>, PgError> {
+    Ok(schema_object_addresses(conn)
+        .await?
+        .into_iter()
+        .map(|(_, _, kind, identity)| (kind, identity))
+        .collect())
+}
+
+/// [`schema_objects`] with each object's address (`classid`, `objid`).
+///
+/// # Errors
+/// [`PgError`].
+pub async fn schema_object_addresses(
+    conn: &Connected,
+) -> Result<Vec<(u32, u32, String, String)>, PgError> {
     let rows = conn
         .client
         .query(
-            "select (pg_identify_object(o.classid, o.objid, 0)).type,
+            "select o.classid::oid, o.objid::oid,
+                    (pg_identify_object(o.classid, o.objid, 0)).type,
                     (pg_identify_object(o.classid, o.objid, 0)).identity
                from (select 'pg_namespace'::regclass as classid, oid as objid from pg_namespace
                       where nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
@@ -297,6 +312,34 @@ pub async fn schema_objects(conn: &Connected) -> Result<Vec<(String, String)>, P
         )
         .await
         .map_err(conn.err("list schema objects"))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect())
+}
+
+/// `pg_identify_object()` type and identity of each address, in order
+/// (objects that no longer exist are left out).
+///
+/// # Errors
+/// [`PgError`].
+pub async fn identify_objects(
+    conn: &Connected,
+    addresses: &[(u32, u32)],
+) -> Result<Vec<(String, String)>, PgError> {
+    let classids: Vec<u32> = addresses.iter().map(|a| a.0).collect();
+    let objids: Vec<u32> = addresses.iter().map(|a| a.1).collect();
+    let rows = conn
+        .client
+        .query(
+            "select (pg_identify_object(x.c, x.o, 0)).type, (pg_identify_object(x.c, x.o, 0)).identity
+               from unnest($1::oid[], $2::oid[]) with ordinality as x(c, o, n)
+              where (pg_identify_object(x.c, x.o, 0)).identity is not null
+              order by x.n",
+            &[&classids, &objids],
+        )
+        .await
+        .map_err(conn.err("identify schema objects"))?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 

@@ -7,6 +7,7 @@ pub mod compare;
 mod connect;
 pub mod ddl_capture;
 pub mod precheck;
+pub mod routes;
 pub mod slot;
 
 pub use connect::{

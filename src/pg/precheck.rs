@@ -32,7 +32,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+    pub(crate) fn pass(name: &'static str, detail: impl Into<String>) -> Check {
         Check {
             name,
             status: CheckStatus::Pass,
@@ -40,7 +40,7 @@ impl Check {
             fix: None,
         }
     }
-    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub(crate) fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
         Check {
             name,
             status: CheckStatus::Fail,
@@ -48,7 +48,7 @@ impl Check {
             fix: Some(fix.into()),
         }
     }
-    fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub(crate) fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
         Check {
             name,
             status: CheckStatus::Warn,
@@ -70,6 +70,8 @@ pub struct SourceTable {
     pub replica_identity: char,
     /// `p` for a partitioned parent (holds no rows itself), `r` otherwise.
     pub relkind: char,
+    /// A partition of a partitioned table (`pg_class.relispartition`).
+    pub partition: bool,
 }
 
 /// Resolves the task's selection against the source catalogs: ordinary and
@@ -89,7 +91,8 @@ pub async fn resolve_tables(
             "select n.nspname, c.relname, c.relkind::text, c.relreplident::text,
                     exists (select 1 from pg_index i where i.indrelid = c.oid and i.indimmediate
                             and ((c.relreplident in ('d', 'f') and i.indisprimary)
-                                 or (c.relreplident = 'i' and i.indisreplident)))
+                                 or (c.relreplident = 'i' and i.indisreplident))),
+                    c.relispartition
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
               where c.relkind in ('r', 'p') and not c.relispartition is null
                 and n.nspname not in ('pg_catalog', 'information_schema')
@@ -114,6 +117,7 @@ pub async fn resolve_tables(
             relkind: kind.chars().next().unwrap_or('r'),
             replica_identity: ri.chars().next().unwrap_or('d'),
             has_key: row.get(4),
+            partition: row.get(5),
         });
     }
     let missing = objects

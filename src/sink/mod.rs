@@ -25,12 +25,12 @@
 //! parameters cast to the destination column's type (`$1::text::"t"`), so
 //! no value is ever decoded in Rust or pasted into SQL.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
 
-use crate::model::{Lsn, ObjectSelection, QualifiedName};
+use crate::model::{EndpointSpec, Lsn, ObjectSelection, Operations, QualifiedName, Route, TaskSpec};
 use crate::pg::ddl_capture::DDL_TABLE;
 use crate::pg::{Connected, PgError};
 use crate::sql::split::{head_matches_tag, split};
@@ -124,6 +124,10 @@ pub enum SinkError {
         /// Why.
         reason: String,
     },
+    /// A `where` filter or unchanged values need the source, and the sink
+    /// was opened without it.
+    #[error("a `where` filter needs a connection to the source, and none was given")]
+    NoSource,
     /// Other destination call failed.
     #[error(transparent)]
     Pg(#[from] PgError),
@@ -152,6 +156,29 @@ struct Rel {
     /// which an UPDATE may not set: updates become delete + insert.
     always_identity: bool,
     helper: Option<Helper>,
+    /// Where the table goes (its route; the identity route for tables the
+    /// task has no settings for).
+    target: QualifiedName,
+    /// Destination name of each stream column (the source name for a
+    /// column not written).
+    target_columns: Vec<String>,
+    /// The `where` filter and the source type of every stream column.
+    filter: Option<RowFilter>,
+    /// Kinds of change applied.
+    operations: Operations,
+    /// The route renames the table or changes its columns.
+    reshaped: bool,
+}
+
+/// A table's `where` filter, evaluated on the destination over the whole
+/// source row: `insert … select … from (select $1::text::T1 as c1, …) as
+/// "table" where (FILTER)`. The precheck allows immutable functions only,
+/// so the answer is the one the snapshot's COPY gave on the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RowFilter {
+    expr: String,
+    /// `format_type()` of each stream column on the source.
+    source_types: Vec<String>,
 }
 
 /// pgsync's own source tables that travel in the stream but are not
@@ -170,6 +197,13 @@ enum Helper {
 pub struct Sink {
     conn: Connected,
     task: String,
+    spec: Option<TaskSpec>,
+    source: Option<EndpointSpec>,
+    /// Opened on first need: source types of filtered tables, and values
+    /// of unchanged TOAST columns of rows that move into a filter.
+    source_conn: Option<Connected>,
+    /// Changes left out by `operations`, by kind.
+    skipped: BTreeMap<&'static str, u64>,
     relations: HashMap<u32, Rel>,
     statements: HashMap<(u32, u8, Vec<bool>), Statement>,
     in_transaction: bool,
@@ -269,11 +303,15 @@ impl Sink {
     ///
     /// # Errors
     /// [`PgError`], e.g. when the role may not set session_replication_role.
+    /// `spec` gives each table's route (renames, columns, filter,
+    /// operations); `source` is connected to when a filter needs it.
     pub async fn open(
         conn: Connected,
         task: &str,
-        selection: &[ObjectSelection],
+        spec: &TaskSpec,
+        source: Option<EndpointSpec>,
     ) -> Result<Sink, SinkError> {
+        let selection = &spec.objects;
         conn.client
             .batch_execute("set session_replication_role = replica")
             .await
@@ -282,6 +320,10 @@ impl Sink {
         Ok(Sink {
             conn,
             task: task.to_owned(),
+            spec: Some(spec.clone()),
+            source,
+            source_conn: None,
+            skipped: BTreeMap::new(),
             relations: HashMap::new(),
             statements: HashMap::new(),
             in_transaction: false,
@@ -354,7 +396,13 @@ impl Sink {
             (helpers::SCHEMA, helpers::SEQUENCE_TABLE) => Some(Helper::Sequence),
             _ => None,
         };
+        let route = match (&helper, &self.spec) {
+            (None, Some(spec)) => spec.route(&desc.name.schema, &desc.name.name),
+            _ => None,
+        }
+        .unwrap_or_else(|| Route::identity(desc.name.clone()));
         let mut types = Vec::with_capacity(desc.columns.len());
+        let mut target_columns = Vec::with_capacity(desc.columns.len());
         let mut always_identity = false;
         if helper.is_none() {
             let rows = self
@@ -365,16 +413,22 @@ impl Sink {
                        from pg_attribute a
                       where a.attrelid = to_regclass(format('%I.%I', $1::text, $2::text))
                         and a.attnum > 0 and not a.attisdropped",
-                    &[&desc.name.schema, &desc.name.name],
+                    &[&route.target.schema, &route.target.name],
                 )
                 .await
                 .map_err(self.conn.err("read destination columns"))?;
             if rows.is_empty() {
-                return Err(SinkError::MissingTable(desc.name.to_string()));
+                return Err(SinkError::MissingTable(route.target.to_string()));
             }
             always_identity = rows.iter().any(|r| r.get::<_, bool>(3));
             for col in &desc.columns {
-                let found = rows.iter().find(|r| r.get::<_, String>(0) == col.name);
+                let Some(target) = route.target_column(&col.name) else {
+                    // Not selected: never written.
+                    types.push(None);
+                    target_columns.push(col.name.clone());
+                    continue;
+                };
+                let found = rows.iter().find(|r| r.get::<_, String>(0) == target);
                 types.push(match found {
                     Some(r) if !r.get::<_, bool>(2) => Some(r.get::<_, String>(1)),
                     // Generated on the destination: computed there, never written.
@@ -383,13 +437,21 @@ impl Sink {
                     // every column the source sends.
                     None => {
                         return Err(SinkError::MissingColumn {
-                            table: desc.name.to_string(),
-                            column: col.name.clone(),
+                            table: route.target.to_string(),
+                            column: target,
                         });
                     }
                 });
+                target_columns.push(target);
             }
         }
+        let filter = match &route.filter {
+            Some(expr) => Some(RowFilter {
+                expr: expr.clone(),
+                source_types: self.source_types(&desc).await?,
+            }),
+            None => None,
+        };
         self.statements
             .retain(|(relid, _, _), _| *relid != desc.relid);
         self.relations.insert(
@@ -399,9 +461,79 @@ impl Sink {
                 types,
                 always_identity,
                 helper,
+                reshaped: route.reshapes(),
+                target: route.target,
+                target_columns,
+                filter,
+                operations: route.operations,
             },
         );
         Ok(())
+    }
+
+    /// The source connection, opened on first use.
+    async fn source(&mut self) -> Result<&Connected, SinkError> {
+        if self.source_conn.is_none() {
+            let Some(endpoint) = &self.source else {
+                return Err(SinkError::NoSource);
+            };
+            self.source_conn = Some(crate::pg::connect(endpoint).await?);
+        }
+        Ok(self.source_conn.as_ref().expect("connected above"))
+    }
+
+    /// `format_type()` on the source of each column of `desc`.
+    async fn source_types(&mut self, desc: &RelationDesc) -> Result<Vec<String>, SinkError> {
+        let src = self.source().await?;
+        let rows = src
+            .client
+            .query(
+                "select attname::text, format_type(atttypid, atttypmod) from pg_attribute
+                  where attrelid = $1 and attnum > 0 and not attisdropped",
+                &[&desc.relid],
+            )
+            .await
+            .map_err(src.err("read source column types"))?;
+        desc.columns
+            .iter()
+            .map(|c| {
+                rows.iter()
+                    .find(|r| r.get::<_, String>(0) == c.name)
+                    .map(|r| r.get::<_, String>(1))
+                    .ok_or_else(|| SinkError::MissingColumn {
+                        table: format!("{} (on the source)", desc.name),
+                        column: c.name.clone(),
+                    })
+            })
+            .collect()
+    }
+
+    /// Changes left out by `operations` so far, by kind.
+    pub fn skipped(&self) -> &BTreeMap<&'static str, u64> {
+        &self.skipped
+    }
+
+    /// Whether `operations` of `relid` let `kind` through; counts it when
+    /// not.
+    fn lets_through(&mut self, relid: u32, kind: &'static str) -> bool {
+        let Some(rel) = self.relations.get(&relid) else {
+            return true;
+        };
+        if rel.helper.is_some() {
+            return true;
+        }
+        let ops = rel.operations;
+        let on = match kind {
+            "insert" => ops.insert,
+            "update" => ops.update,
+            "delete" => ops.delete,
+            "truncate" => ops.truncate,
+            _ => ops.ddl,
+        };
+        if !on {
+            *self.skipped.entry(kind).or_default() += 1;
+        }
+        on
     }
 
     async fn ensure_begun(&mut self) -> Result<(), SinkError> {
@@ -440,10 +572,17 @@ impl Sink {
             Some(Helper::Sequence) => return self.set_sequence(relid, new).await,
             None => {}
         }
+        let filtered = rel.filter.is_some();
+        if !self.lets_through(relid, "insert") {
+            return Ok(());
+        }
+        let rel = self.described(relid, new)?;
+        // A filtered insert binds every column: the filter may read
+        // columns that are not written.
         let present: Vec<bool> = new
             .iter()
             .zip(&rel.types)
-            .map(|(v, t)| t.is_some() && *v != Value::Unchanged)
+            .map(|(v, t)| (filtered || t.is_some()) && *v != Value::Unchanged)
             .collect();
         let params = texts(rel_name(&self.relations, relid), new, &present)?;
         self.enqueue(relid, b'I', present, &params, "insert").await
@@ -471,6 +610,13 @@ impl Sink {
             }
             None => {}
         }
+        if !self.lets_through(relid, "update") {
+            return Ok(());
+        }
+        let rel = self.described(relid, new)?;
+        if rel.filter.is_some() {
+            return self.filtered_update(relid, old, new).await;
+        }
         let identity = old.unwrap_or(new);
         check_shape(rel, identity)?;
         let set = set_columns(rel, new, old.is_some());
@@ -487,6 +633,130 @@ impl Sink {
         self.enqueue(relid, b'U', mask, &params, "update").await
     }
 
+    /// An UPDATE of a filtered table: the row leaves the destination (by
+    /// its old identity) and comes back when its new values pass the
+    /// filter, so a row moving into the filter appears, one moving out
+    /// disappears, and a key change moves it. Values the stream left out
+    /// (unchanged TOAST) come from the old tuple under REPLICA IDENTITY
+    /// FULL, else are read from the source by key — its current values; a
+    /// row the source no longer has is left deleted (the stream brings
+    /// what became of it).
+    async fn filtered_update(
+        &mut self,
+        relid: u32,
+        old: Option<&[Value<'_>]>,
+        new: &[Value<'_>],
+    ) -> Result<(), SinkError> {
+        let rel = self.described(relid, new)?;
+        let name = rel_name(&self.relations, relid);
+        let identity = old.unwrap_or(new);
+        check_shape(rel, identity)?;
+        let mut row: Vec<Option<String>> = Vec::with_capacity(new.len());
+        let mut missing = Vec::new();
+        for (i, v) in new.iter().enumerate() {
+            let v = match (v, old.and_then(|o| o.get(i))) {
+                (Value::Unchanged, Some(o)) if rel.desc.replica_identity == b'f' => *o,
+                (v, _) => *v,
+            };
+            row.push(match v {
+                Value::Text(t) => Some(
+                    std::str::from_utf8(t)
+                        .map_err(|_| SinkError::Encoding {
+                            table: name.clone(),
+                        })?
+                        .to_owned(),
+                ),
+                Value::Null => None,
+                Value::Unchanged => {
+                    missing.push(i);
+                    None
+                }
+            });
+        }
+        let wher = where_columns(rel, identity);
+        let delete_params: Vec<Option<String>> = texts(name.clone(), identity, &wher)?
+            .into_iter()
+            .map(|p| p.map(str::to_owned))
+            .collect();
+        let mut present = true;
+        if !missing.is_empty() {
+            present = self.fetch_unchanged(relid, &mut row, &missing).await?;
+        }
+        let delete_refs: Vec<Option<&str>> = delete_params.iter().map(Option::as_deref).collect();
+        self.enqueue(relid, b'D', wher, &delete_refs, "delete").await?;
+        if present {
+            let refs: Vec<Option<&str>> = row.iter().map(Option::as_deref).collect();
+            self.enqueue(relid, b'I', vec![true; refs.len()], &refs, "insert")
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the `missing` columns of the row with `row`'s key from the
+    /// source into `row`; false when the source no longer has the row.
+    async fn fetch_unchanged(
+        &mut self,
+        relid: u32,
+        row: &mut [Option<String>],
+        missing: &[usize],
+    ) -> Result<bool, SinkError> {
+        let rel = self
+            .relations
+            .get(&relid)
+            .ok_or(SinkError::UnknownRelation(relid))?;
+        let types = rel
+            .filter
+            .as_ref()
+            .map(|f| f.source_types.clone())
+            .unwrap_or_default();
+        let cols = rel.desc.columns.clone();
+        let source = rel.desc.name.clone();
+        let keys: Vec<usize> = (0..cols.len()).filter(|&i| cols[i].key).collect();
+        if keys.is_empty() || keys.iter().any(|k| missing.contains(k)) {
+            return Ok(false);
+        }
+        let select: Vec<String> = missing
+            .iter()
+            .map(|&i| format!("{}::text", ident(&cols[i].name)))
+            .collect();
+        let conds: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(n, &i)| {
+                format!(
+                    "{} = ${}::text::{}",
+                    ident(&cols[i].name),
+                    n + 1,
+                    types.get(i).map_or("text", String::as_str)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "select {} from only {} where {}",
+            select.join(", "),
+            qualified(&source.schema, &source.name),
+            conds.join(" and ")
+        );
+        let params: Vec<Option<String>> = keys.iter().map(|&k| row[k].clone()).collect();
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+            .iter()
+            .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let src = self.source().await?;
+        let found = src
+            .client
+            .query_opt(&sql, &refs)
+            .await
+            .map_err(src.err(format!("read unchanged values of {source}")))?;
+        let Some(found) = found else {
+            return Ok(false);
+        };
+        for (n, &i) in missing.iter().enumerate() {
+            row[i] = found.get::<_, Option<String>>(n);
+        }
+        Ok(true)
+    }
+
     /// Applies a DELETE by the key (`K`) or full (`O`) old tuple.
     ///
     /// # Errors
@@ -494,9 +764,10 @@ impl Sink {
     pub async fn delete(&mut self, relid: u32, old: &[Value<'_>]) -> Result<(), SinkError> {
         self.ensure_begun().await?;
         let rel = self.described(relid, old)?;
-        if rel.helper.is_some() {
+        if rel.helper.is_some() || !self.lets_through(relid, "delete") {
             return Ok(());
         }
+        let rel = self.described(relid, old)?;
         let wher = where_columns(rel, old);
         let params = texts(rel_name(&self.relations, relid), old, &wher)?;
         self.enqueue(relid, b'D', wher, &params, "delete").await
@@ -521,7 +792,10 @@ impl Sink {
                 .get(relid)
                 .ok_or(SinkError::UnknownRelation(*relid))?;
             if rel.helper.is_none() {
-                names.push(qualified(&rel.desc.name.schema, &rel.desc.name.name));
+                let name = qualified(&rel.target.schema, &rel.target.name);
+                if self.lets_through(*relid, "truncate") {
+                    names.push(name);
+                }
             }
         }
         if names.is_empty() {
@@ -660,6 +934,29 @@ impl Sink {
         if !ddl_in_selection(&objects, &self.selection) {
             tracing::debug!(tag = %tag, "skipping DDL outside the selection");
             return Ok(());
+        }
+        // The tables it concerns, by their source names.
+        let touched: Vec<(bool, bool, String)> = self
+            .relations
+            .values()
+            .filter(|r| r.helper.is_none() && ddl_touches(&objects, &r.desc.name))
+            .map(|r| (r.operations.ddl, r.reshaped, r.desc.name.to_string()))
+            .collect();
+        if touched.iter().any(|(ddl, _, _)| !ddl) {
+            *self.skipped.entry("ddl").or_default() += 1;
+            tracing::info!(tag = %tag, "skipping DDL: `operations` leaves out \"ddl\"");
+            return Ok(());
+        }
+        if let Some((_, _, table)) = touched.iter().find(|(_, reshaped, _)| *reshaped) {
+            return Err(SinkError::Ddl {
+                tag,
+                query: truncate_for_message(&query),
+                reason: format!(
+                    "{table} is renamed or has selected columns on the destination, and DDL on \
+                     such tables is not replayed yet; apply the change on the destination by \
+                     hand and leave \"ddl\" out of the table's `operations`"
+                ),
+            });
         }
         if field("event").as_deref() == Some("rows") {
             self.send_queue().await?;
@@ -1127,6 +1424,39 @@ fn ddl_in_selection(objects: &str, selection: &[ObjectSelection]) -> bool {
     })
 }
 
+/// Whether the captured DDL's objects include table `table` (or one of
+/// its columns, constraints, indexes…, whose identities start with it).
+fn ddl_touches(objects: &str, table: &QualifiedName) -> bool {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(objects)
+    else {
+        return false;
+    };
+    let plain = table.to_string();
+    let quoted = format!("{}.{}", quote_if_needed(&table.schema), quote_if_needed(&table.name));
+    items.iter().any(|o| {
+        let identity = o.get("identity").and_then(|v| v.as_str()).unwrap_or("");
+        [&plain, &quoted].iter().any(|t| {
+            identity == t.as_str()
+                || identity.starts_with(&format!("{t}."))
+                || identity.starts_with(&format!("{t} "))
+        }) || identity.ends_with(&format!(" on {plain}"))
+            || identity.ends_with(&format!(" on {quoted}"))
+    })
+}
+
+/// `quote_ident()`'s rule: lower-case letters, digits and `_`, not
+/// starting with a digit, stay bare; anything else is double-quoted.
+fn quote_if_needed(name: &str) -> String {
+    let bare = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if bare { name.to_owned() } else { ident(name) }
+}
+
 fn truncate_for_message(s: &str) -> String {
     let mut out: String = s.chars().take(200).collect();
     if out.len() < s.len() {
@@ -1201,9 +1531,16 @@ fn texts<'a>(
 /// The SQL for one statement shape. `mask` marks the columns bound, in
 /// column order (for UPDATE: SET columns, then WHERE columns).
 fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
-    let table = qualified(&rel.desc.name.schema, &rel.desc.name.name);
+    let table = qualified(&rel.target.schema, &rel.target.name);
     let cols = &rel.desc.columns;
+    // Destination column names.
+    let name = |i: usize| ident(&rel.target_columns[i]);
     let n = cols.len();
+    if let Some(filter) = &rel.filter
+        && matches!(kind, b'I' | b'M')
+    {
+        return filtered_insert_sql(rel, filter, kind, mask);
+    }
     let mut p = 0;
     let mut param = |i: usize| {
         p += 1;
@@ -1218,7 +1555,7 @@ fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
         let parts: Vec<String> = (0..n)
             .filter(|&i| mask[i])
             .map(|i| {
-                let col = ident(&cols[i].name);
+                let col = name(i);
                 let value = param(i);
                 if full {
                     let text = value.split_once("::").map_or(value.as_str(), |(p, _)| p);
@@ -1249,14 +1586,14 @@ fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
             // TOAST values) from the row deleted.
             let (set, wher) = mask.split_at(n);
             let writable: Vec<usize> = (0..n).filter(|&i| rel.types[i].is_some()).collect();
-            let names: Vec<String> = writable.iter().map(|&i| ident(&cols[i].name)).collect();
+            let names: Vec<String> = writable.iter().map(|&i| name(i)).collect();
             let values: Vec<String> = writable
                 .iter()
                 .map(|&i| {
                     if set[i] {
                         param(i)
                     } else {
-                        format!("old.{}", ident(&cols[i].name))
+                        format!("old.{}", name(i))
                     }
                 })
                 .collect();
@@ -1272,7 +1609,7 @@ fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
         b'M' => {
             // A run of inserts: one text array per bound column.
             let bound: Vec<usize> = (0..n).filter(|&i| mask[i]).collect();
-            let names: Vec<String> = bound.iter().map(|&i| ident(&cols[i].name)).collect();
+            let names: Vec<String> = bound.iter().map(|&i| name(i)).collect();
             let arrays: Vec<String> = (1..=bound.len()).map(|k| format!("${k}::text[]")).collect();
             let aliases: Vec<String> = (1..=bound.len()).map(|k| format!("v{k}")).collect();
             let values: Vec<String> = bound
@@ -1291,7 +1628,7 @@ fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
         b'I' => {
             let names: Vec<String> = (0..n)
                 .filter(|&i| mask[i])
-                .map(|i| ident(&cols[i].name))
+                .map(|i| name(i))
                 .collect();
             let values: Vec<String> = (0..n).filter(|&i| mask[i]).map(&mut param).collect();
             format!(
@@ -1304,7 +1641,7 @@ fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
             let (set, wher) = mask.split_at(n);
             let sets: Vec<String> = (0..n)
                 .filter(|&i| set[i])
-                .map(|i| format!("{} = {}", ident(&cols[i].name), param(i)))
+                .map(|i| format!("{} = {}", name(i), param(i)))
                 .collect();
             let c = cond(wher, &mut param);
             format!(
@@ -1318,6 +1655,79 @@ fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
             format!("delete from {table} where {}", locate(&c))
         }
     }
+}
+
+/// A filtered INSERT (one row, or a run through `unnest`): every bound
+/// column enters a derived table named like the source table, with the
+/// source's column names and types, and the written columns are selected
+/// from it where the filter holds.
+fn filtered_insert_sql(rel: &Rel, filter: &RowFilter, kind: u8, mask: &[bool]) -> String {
+    let table = qualified(&rel.target.schema, &rel.target.name);
+    let cols = &rel.desc.columns;
+    let bound: Vec<usize> = (0..cols.len()).filter(|&i| mask[i]).collect();
+    let derived: Vec<String> = bound
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let value = if kind == b'M' {
+                format!("u.v{}", k + 1)
+            } else {
+                format!("${}", k + 1)
+            };
+            format!(
+                "{value}::{} as {}",
+                filter.source_types[i],
+                ident(&cols[i].name)
+            )
+        })
+        .collect();
+    let written: Vec<usize> = bound
+        .iter()
+        .copied()
+        .filter(|&i| rel.types[i].is_some())
+        .collect();
+    let targets: Vec<String> = written
+        .iter()
+        .map(|&i| ident(&rel.target_columns[i]))
+        .collect();
+    let values: Vec<String> = written
+        .iter()
+        .map(|&i| {
+            format!(
+                "f.{}::{}",
+                ident(&cols[i].name),
+                rel.types[i].as_deref().unwrap_or("text")
+            )
+        })
+        .collect();
+    let from = if kind == b'M' {
+        let arrays: Vec<String> = (1..=bound.len()).map(|k| format!("${k}::text[]")).collect();
+        let aliases: Vec<String> = (1..=bound.len()).map(|k| format!("v{k}")).collect();
+        format!(
+            "(select {} from unnest({}) as u({}))",
+            derived.join(", "),
+            arrays.join(", "),
+            aliases.join(", ")
+        )
+    } else {
+        format!("(select {})", derived.join(", "))
+    };
+    let alias = ident(&rel.desc.name.name);
+    let head = if targets.is_empty() {
+        format!("insert into {table} select")
+    } else {
+        format!(
+            "insert into {table} ({}) overriding system value select {}",
+            targets.join(", "),
+            values.join(", ")
+        )
+    };
+    // The filter reads the row as `alias.column` or `column`; `f` is the
+    // same row for the select list.
+    format!(
+        "{head} from (select * from {from} as {alias} where ({})) as f",
+        filter.expr
+    )
 }
 
 #[cfg(test)]
@@ -1348,7 +1758,52 @@ mod tests {
             types: vec![Some("integer".into()), Some("text".into()), None],
             always_identity: false,
             helper: None,
+            target: QualifiedName::new("public", "t\"x"),
+            target_columns: vec!["id".into(), "body".into(), "gen".into()],
+            filter: None,
+            operations: Operations::ALL,
+            reshaped: false,
         }
+    }
+
+    #[test]
+    fn filtered_inserts_read_the_whole_source_row_and_write_the_selected_columns() {
+        let mut r = rel(b'd');
+        r.target = QualifiedName::new("rep", "orders");
+        r.target_columns = vec!["order_id".into(), "body".into(), "gen".into()];
+        r.types = vec![Some("bigint".into()), None, None];
+        r.filter = Some(RowFilter {
+            expr: "body <> 'x'".into(),
+            source_types: vec!["integer".into(), "text".into(), "integer".into()],
+        });
+        assert_eq!(
+            statement_sql(&r, b'I', &[true, true, true]),
+            "insert into \"rep\".\"orders\" (\"order_id\") overriding system value select \
+             f.\"id\"::bigint from (select * from (select $1::integer as \"id\", $2::text as \"body\", \
+             $3::integer as \"gen\") as \"t\"\"x\" where (body <> 'x')) as f"
+        );
+        assert_eq!(
+            statement_sql(&r, b'M', &[true, true, false]),
+            "insert into \"rep\".\"orders\" (\"order_id\") overriding system value select \
+             f.\"id\"::bigint from (select * from (select u.v1::integer as \"id\", u.v2::text as \
+             \"body\" from unnest($1::text[], $2::text[]) as u(v1, v2)) as \"t\"\"x\" where \
+             (body <> 'x')) as f"
+        );
+        // Deletes and updates address the destination names.
+        assert_eq!(
+            statement_sql(&r, b'D', &[true, false, false]),
+            "delete from \"rep\".\"orders\" where \"order_id\" = $1::bigint"
+        );
+    }
+
+    #[test]
+    fn ddl_touches_a_table_by_its_identities() {
+        let t = QualifiedName::new("public", "Orders");
+        assert!(ddl_touches(r#"[{"identity": "public.\"Orders\""}]"#, &t));
+        assert!(ddl_touches(r#"[{"identity": "public.\"Orders\".note"}]"#, &t));
+        assert!(ddl_touches(r#"[{"identity": "pk on public.\"Orders\""}]"#, &t));
+        assert!(!ddl_touches(r#"[{"identity": "public.\"Orders2\""}]"#, &t));
+        assert!(!ddl_touches("[]", &t));
     }
 
     #[test]

@@ -33,7 +33,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{EndpointSpec, QualifiedName};
+use crate::model::{EndpointSpec, QualifiedName, Route};
 use crate::pg::{PgError, connect};
 use crate::sql::{ident, qualified};
 
@@ -71,6 +71,49 @@ pub struct CopyError {
     pub source: PgError,
 }
 
+/// One table to copy: where its rows come from and where they go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyTable {
+    /// The source table (events name it), its destination name, the
+    /// columns taken and the row filter (validated by the precheck:
+    /// `copy (select … where (FILTER)) to stdout`).
+    pub route: Route,
+    /// The destination table still has the source's names (schema sync
+    /// renames it after the copy): copy into `route.source` and the source
+    /// column names.
+    pub staged: bool,
+}
+
+impl CopyTable {
+    /// A table copied as it is, into the same name.
+    pub fn same(name: QualifiedName) -> CopyTable {
+        CopyTable {
+            route: Route::identity(name),
+            staged: false,
+        }
+    }
+
+    /// The destination table written.
+    pub fn target(&self) -> &QualifiedName {
+        if self.staged {
+            &self.route.source
+        } else {
+            &self.route.target
+        }
+    }
+
+    /// The destination column written for source column `column`.
+    pub fn target_column(&self, column: &str) -> Option<String> {
+        if self.staged {
+            self.route
+                .selects_column(column)
+                .then(|| column.to_owned())
+        } else {
+            self.route.target_column(column)
+        }
+    }
+}
+
 /// What to copy and how.
 #[derive(Debug, Clone)]
 pub struct CopyJob {
@@ -81,7 +124,7 @@ pub struct CopyJob {
     /// Exported snapshot name.
     pub snapshot: String,
     /// Tables (leaf tables only: partitioned parents hold no rows).
-    pub tables: Vec<QualifiedName>,
+    pub tables: Vec<CopyTable>,
     /// Binary COPY (types identical on both sides).
     pub binary: bool,
     /// At most this many tables at once (≥ 1).
@@ -131,7 +174,7 @@ pub async fn copy_all(
             tokio::select! {
                 biased;
                 () = token.cancelled() => Ok(()),
-                r = copy_one(&job, &table, &events) => r.map_err(|source| CopyError { table: table.to_string(), source }),
+                r = copy_one(&job, &table, &events) => r.map_err(|source| CopyError { table: table.route.source.to_string(), source }),
             }
         });
     }
@@ -152,9 +195,10 @@ pub async fn copy_all(
 
 async fn copy_one(
     job: &CopyJob,
-    table: &QualifiedName,
+    copy: &CopyTable,
     events: &mpsc::Sender<CopyEvent>,
 ) -> Result<(), PgError> {
+    let table = &copy.route.source;
     let src = connect(&job.source).await?;
     let dst = connect(&job.destination).await?;
     let _ = events.send(CopyEvent::Started(table.clone())).await;
@@ -168,7 +212,7 @@ async fn copy_one(
         .await
         .map_err(src.err("import the exported snapshot"))?;
     rate::take(qps, 1.0).await;
-    let columns: Vec<String> = src
+    let (columns, target_columns): (Vec<String>, Vec<String>) = src
         .client
         .query(
             "select attname::text from pg_attribute
@@ -180,16 +224,39 @@ async fn copy_one(
         .await
         .map_err(src.err("list columns"))?
         .iter()
-        .map(|r| ident(r.get::<_, &str>(0)))
-        .collect();
+        .filter_map(|r| {
+            let c: String = r.get(0);
+            copy.target_column(&c).map(|t| (ident(&c), ident(&t)))
+        })
+        .unzip();
     // A table whose only columns are generated has nothing to send: COPY
     // then takes no column list (and moves one empty row per source row).
-    let cols = if columns.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", columns.join(", "))
+    let list = |cols: &[String]| {
+        if cols.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", cols.join(", "))
+        }
     };
     let name = qualified(&table.schema, &table.name);
+    let source_sql = match &copy.route.filter {
+        // `only`: an inheritance parent's own rows (its children are copied
+        // themselves), as `copy TABLE to` does.
+        Some(filter) => format!(
+            "({} from only {name} where ({filter}))",
+            if columns.is_empty() {
+                "select".to_owned()
+            } else {
+                format!("select {}", columns.join(", "))
+            }
+        ),
+        None => format!("{name}{}", list(&columns)),
+    };
+    let target_sql = format!(
+        "{}{}",
+        qualified(&copy.target().schema, &copy.target().name),
+        list(&target_columns)
+    );
     let format = if job.binary { " (format binary)" } else { "" };
     dst.client
         .batch_execute("set session_replication_role = replica; begin")
@@ -198,12 +265,12 @@ async fn copy_one(
     rate::take(qps, 1.0).await;
     let out = src
         .client
-        .copy_out(&format!("copy {name}{cols} to stdout{format}"))
+        .copy_out(&format!("copy {source_sql} to stdout{format}"))
         .await
         .map_err(src.err("copy out"))?;
     let sink = dst
         .client
-        .copy_in::<_, bytes::Bytes>(&format!("copy {name}{cols} from stdin{format}"))
+        .copy_in::<_, bytes::Bytes>(&format!("copy {target_sql} from stdin{format}"))
         .await
         .map_err(dst.err("copy in"))?;
     futures_util::pin_mut!(out);
