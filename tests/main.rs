@@ -12,6 +12,7 @@ mod hostile_names;
 mod killpoints;
 mod large_transaction;
 mod reconnect;
+mod routes;
 mod scenarios;
 mod schema_sync;
 mod throttle;

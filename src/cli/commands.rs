@@ -167,7 +167,53 @@ async fn make_plan(
     let recorded = store.load()?;
     let observed = observe(&desired, &recorded).await?;
     let plan = plan::plan(&desired, &recorded, &observed);
+    check_routes(&desired, &plan).await?;
     Ok((desired, recorded, plan, store))
+}
+
+/// Checks `columns`, `column_map`, renames and `where` filters of the tasks
+/// the plan creates or replaces against the source, so that a wrong filter
+/// is reported, with its table, before anything is created.
+async fn check_routes(desired: &DesiredState, plan: &Plan) -> Result<(), Error> {
+    for action in &plan.actions {
+        if !matches!(
+            action,
+            plan::Action::Create { .. } | plan::Action::Replace { .. }
+        ) {
+            continue;
+        }
+        let Some(spec) = desired.tasks.get(action.task()) else {
+            continue;
+        };
+        let customized = !spec.mappings.is_empty()
+            || spec.name_case != crate::model::NameCase::Default
+            || spec.objects.iter().any(|o| match o {
+                crate::model::ObjectSelection::Schema { rename, .. } => rename.is_some(),
+                crate::model::ObjectSelection::Table { options, .. } => {
+                    options.rename.is_some()
+                        || options.columns.is_some()
+                        || !options.column_map.is_empty()
+                        || options.filter.is_some()
+                }
+            });
+        let Some(source) = desired.endpoints.get(&spec.source) else {
+            continue;
+        };
+        if !customized {
+            continue;
+        }
+        let src = connect(source).await?;
+        let (tables, _) = crate::pg::precheck::resolve_tables(&src, &spec.objects).await?;
+        let checks = crate::pg::routes::route_checks(&src, spec, &tables).await?;
+        let failed = engine::failed_checks(&checks);
+        if !failed.is_empty() {
+            return Err(Error::Engine(engine::EngineError::Precheck {
+                task: spec.name.clone(),
+                failed,
+            }));
+        }
+    }
+    Ok(())
 }
 
 async fn cmd_plan(

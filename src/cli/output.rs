@@ -85,11 +85,7 @@ pub(super) fn status_text(status: &StatusFile) -> String {
         }
         if !t.skipped.is_empty() {
             let parts: Vec<String> = t.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            let _ = writeln!(
-                s,
-                "  skipped by `operations`: {}",
-                parts.join(", ")
-            );
+            let _ = writeln!(s, "  skipped by `operations`: {}", parts.join(", "));
         }
         if let Some(e) = &t.last_error {
             let _ = writeln!(s, "  last error: {e}");

@@ -1043,7 +1043,11 @@ impl Decoder<'_> {
                     );
                     None
                 } else {
-                    match (exclude.or(Vec::new()), rename.or_none(), operations.or_none()) {
+                    match (
+                        exclude.or(Vec::new()),
+                        rename.or_none(),
+                        operations.or_none(),
+                    ) {
                         (Some(exclude_tables), Some(rename), Some(operations)) => {
                             Some(ObjectSelection::Schema {
                                 name: label.clone(),
@@ -1139,7 +1143,9 @@ impl Decoder<'_> {
                          select",
                         a.ctx
                     ),
-                    Some(format!("add {first:?} to `columns` or remove it from `column_map`")),
+                    Some(format!(
+                        "add {first:?} to `columns` or remove it from `column_map`"
+                    )),
                 );
                 return None;
             }
@@ -1434,7 +1440,10 @@ fn table_name(value: &Value, sensitive: bool, subject: &str) -> Result<Qualified
         }
         _ => Err((
             format!("{subject} must be SCHEMA.NAME, got {s:?}"),
-            Some(format!("write `rename = \"public.{}\"`", s.trim_matches('.'))),
+            Some(format!(
+                "write `rename = \"public.{}\"`",
+                s.trim_matches('.')
+            )),
         )),
     }
 }
@@ -1480,15 +1489,17 @@ fn column_map(
     };
     let mut out = BTreeMap::new();
     for (k, v) in map {
-        let to = eval::as_string(v).filter(|s| !s.is_empty()).ok_or_else(|| {
-            (
-                format!(
-                    "{subject} maps {k:?} to {}; it must be a non-empty column name",
-                    eval::describe(v, sensitive)
-                ),
-                None,
-            )
-        })?;
+        let to = eval::as_string(v)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                (
+                    format!(
+                        "{subject} maps {k:?} to {}; it must be a non-empty column name",
+                        eval::describe(v, sensitive)
+                    ),
+                    None,
+                )
+            })?;
         out.insert(k.clone(), to);
     }
     Ok(out)
@@ -1509,7 +1520,10 @@ fn operations(value: &Value, sensitive: bool, subject: &str) -> Result<Operation
                 Some(near) => format!("did you mean {near:?}?"),
                 None => format!("operations are {}", values(&Operations::NAMES)),
             };
-            return Err((format!("{subject} lists unknown operation {item:?}"), Some(hint)));
+            return Err((
+                format!("{subject} lists unknown operation {item:?}"),
+                Some(hint),
+            ));
         }
     }
     Ok(Operations::from_names(items.iter().map(String::as_str)))

@@ -534,7 +534,6 @@ async fn apply_statements(
     Ok(())
 }
 
-
 async fn truncate(dst: &Connected, tables: &[String]) -> Result<(), EngineError> {
     let list: Vec<String> = tables
         .iter()

@@ -105,7 +105,10 @@ pub(super) fn after_post_data(
             .map(|c| format!("drop column {} cascade", ident(c)))
             .collect();
         if !dropped.is_empty() {
-            push(&mut out, format!("alter table {table} {}", dropped.join(", ")));
+            push(
+                &mut out,
+                format!("alter table {table} {}", dropped.join(", ")),
+            );
         }
         let renamed: Vec<(&String, String)> = columns
             .iter()
@@ -135,7 +138,10 @@ pub(super) fn after_post_data(
         if route.target.name != name.name {
             push(
                 &mut out,
-                format!("alter table {table} rename to {}", ident(&route.target.name)),
+                format!(
+                    "alter table {table} rename to {}",
+                    ident(&route.target.name)
+                ),
             );
             table = qualified(&name.schema, &route.target.name);
         }
@@ -145,7 +151,10 @@ pub(super) fn after_post_data(
             }
             push(
                 &mut out,
-                format!("alter table {table} set schema {}", ident(&route.target.schema)),
+                format!(
+                    "alter table {table} set schema {}",
+                    ident(&route.target.schema)
+                ),
             );
         }
     }
@@ -193,7 +202,11 @@ pub(super) fn after_post_data(
         out.push(Statement {
             kind: "schema object",
             name: o.identity.clone(),
-            sql: format!("alter {keyword} {} set schema {}", o.identity, ident(&target)),
+            sql: format!(
+                "alter {keyword} {} set schema {}",
+                o.identity,
+                ident(&target)
+            ),
         });
     }
     // A staging schema pgsync created and emptied goes.
@@ -256,11 +269,11 @@ mod tests {
 
     #[test]
     fn identities_give_their_schema() {
-        assert_eq!(identity_schema("public.f(integer)").as_deref(), Some("public"));
         assert_eq!(
-            identity_schema("\"My \"\"S\".t").as_deref(),
-            Some("My \"S")
+            identity_schema("public.f(integer)").as_deref(),
+            Some("public")
         );
+        assert_eq!(identity_schema("\"My \"\"S\".t").as_deref(), Some("My \"S"));
         assert_eq!(identity_schema("plpgsql"), None);
     }
 }

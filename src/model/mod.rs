@@ -12,8 +12,8 @@ pub use desired::{
     TaskSpec, ThrottleSpec, TlsFiles, glob_matches,
 };
 pub use lsn::{Lsn, LsnParseError};
-pub use route::{Mapping, NameCase, Operations, Route, TableOptions, glob_captures};
 pub use names::{QualifiedName, publication_name_for_task, slot_name_for_task};
+pub use route::{Mapping, NameCase, Operations, Route, TableOptions, glob_captures};
 pub use secret::Secret;
 
 /// `"1 table"`, `"3 tables"`: a count with its noun, for messages (every

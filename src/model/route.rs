@@ -77,7 +77,13 @@ impl Operations {
 
     /// The HCL names of the kinds let through, in canonical order.
     pub fn names(&self) -> Vec<&'static str> {
-        let on = [self.insert, self.update, self.delete, self.truncate, self.ddl];
+        let on = [
+            self.insert,
+            self.update,
+            self.delete,
+            self.truncate,
+            self.ddl,
+        ];
         Operations::NAMES
             .iter()
             .zip(on)
@@ -122,7 +128,9 @@ pub struct Mapping {
 
 /// `name_case`: what happens to the letter case of destination names that
 /// are derived from source names (not written out by a rename).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NameCase {
     /// DTS's default policy; for PostgreSQL → PostgreSQL the same as
@@ -294,43 +302,44 @@ impl TaskSpec {
         let selection = self.selection_of(schema, name)?;
         let case = self.name_case;
         let source = QualifiedName::new(schema, name);
+        // Table-level mappings (`match = "s.t*"`); schema-level ones and
+        // schema renames are in `target_schema`.
         let mapped = || {
             self.mappings.iter().find_map(|m| {
-                if m.pattern.contains('.') {
-                    let caps = glob_captures(&m.pattern, &source.to_string())?;
-                    let full = fill(&m.rename, &caps);
-                    let (s, n) = full.split_once('.')?;
-                    Some(QualifiedName::new(s, n))
-                } else {
-                    let caps = glob_captures(&m.pattern, schema)?;
-                    Some(QualifiedName::new(fill(&m.rename, &caps), case.apply(name)))
+                if !m.pattern.contains('.') {
+                    return None;
                 }
+                let caps = glob_captures(&m.pattern, &source.to_string())?;
+                let full = fill(&m.rename, &caps);
+                let (s, n) = full.split_once('.')?;
+                Some(QualifiedName::new(s, n))
             })
         };
-        let (target, columns, column_map, filter, operations) = match selection {
+        let (rename, columns, column_map, filter, operations) = match selection {
             ObjectSelection::Table { options, .. } => (
-                options.rename.clone().or_else(mapped),
+                options.rename.clone(),
                 options.columns.clone(),
                 options.column_map.clone(),
                 options.filter.clone(),
                 options.operations,
             ),
-            ObjectSelection::Schema {
-                rename, operations, ..
-            } => (
-                mapped().or_else(|| {
-                    rename
-                        .as_ref()
-                        .map(|s| QualifiedName::new(s.clone(), case.apply(name)))
-                }),
-                None,
-                BTreeMap::new(),
-                None,
-                *operations,
-            ),
+            ObjectSelection::Schema { operations, .. } => {
+                (None, None, BTreeMap::new(), None, *operations)
+            }
         };
-        let target = target
-            .unwrap_or_else(|| QualifiedName::new(case.apply(schema), case.apply(name)));
+        // A table block without `operations` takes its schema block's.
+        let operations = operations.or_else(|| {
+            self.objects.iter().find_map(|o| match o {
+                ObjectSelection::Schema {
+                    operations: Some(ops),
+                    ..
+                } if o.selects(schema, name) => Some(*ops),
+                _ => None,
+            })
+        });
+        let target = rename
+            .or_else(mapped)
+            .unwrap_or_else(|| QualifiedName::new(self.target_schema(schema), case.apply(name)));
         Some(Route {
             source,
             target,

@@ -40,7 +40,11 @@ impl Check {
             fix: None,
         }
     }
-    pub(crate) fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub(crate) fn fail(
+        name: &'static str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
         Check {
             name,
             status: CheckStatus::Fail,
@@ -48,7 +52,11 @@ impl Check {
             fix: Some(fix.into()),
         }
     }
-    pub(crate) fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub(crate) fn warn(
+        name: &'static str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
         Check {
             name,
             status: CheckStatus::Warn,

@@ -192,7 +192,11 @@ impl TaskShape {
             match self.objects.iter().find(|b| label(b) == label(o)) {
                 None => why.push(format!("{} added", label(o))),
                 Some(b) if object_line(b) != object_line(o) => {
-                    let (ObjectSelection::Table { options: x, .. }, ObjectSelection::Table { options: y, .. }) = (b, o) else {
+                    let (
+                        ObjectSelection::Table { options: x, .. },
+                        ObjectSelection::Table { options: y, .. },
+                    ) = (b, o)
+                    else {
                         why.push(format!("{} changed", label(o)));
                         continue;
                     };
@@ -235,7 +239,8 @@ impl TaskShape {
 /// One `schema` or `table` block as a plan line, with its settings.
 fn object_line(o: &ObjectSelection) -> String {
     let mut attrs = Vec::new();
-    let ops = |o: &Option<crate::model::Operations>| o.map(|o| format!("operations = {:?}", o.names()));
+    let ops =
+        |o: &Option<crate::model::Operations>| o.map(|o| format!("operations = {:?}", o.names()));
     let (head, attrs) = match o {
         ObjectSelection::Schema {
             name,

@@ -30,7 +30,9 @@ use std::collections::{BTreeMap, HashMap};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
 
-use crate::model::{EndpointSpec, Lsn, ObjectSelection, Operations, QualifiedName, Route, TaskSpec};
+use crate::model::{
+    EndpointSpec, Lsn, ObjectSelection, Operations, QualifiedName, Route, TaskSpec,
+};
 use crate::pg::ddl_capture::DDL_TABLE;
 use crate::pg::{Connected, PgError};
 use crate::sql::split::{head_matches_tag, split};
@@ -683,7 +685,8 @@ impl Sink {
             present = self.fetch_unchanged(relid, &mut row, &missing).await?;
         }
         let delete_refs: Vec<Option<&str>> = delete_params.iter().map(Option::as_deref).collect();
-        self.enqueue(relid, b'D', wher, &delete_refs, "delete").await?;
+        self.enqueue(relid, b'D', wher, &delete_refs, "delete")
+            .await?;
         if present {
             let refs: Vec<Option<&str>> = row.iter().map(Option::as_deref).collect();
             self.enqueue(relid, b'I', vec![true; refs.len()], &refs, "insert")
@@ -1417,9 +1420,7 @@ fn ddl_in_selection(objects: &str, selection: &[ObjectSelection]) -> bool {
             ObjectSelection::Schema { name, .. } => name == schema,
             ObjectSelection::Table {
                 schema: ts, name, ..
-            } => {
-                ts == schema && identity.starts_with(&format!("{ts}.{name}"))
-            }
+            } => ts == schema && identity.starts_with(&format!("{ts}.{name}")),
         })
     })
 }
@@ -1432,7 +1433,11 @@ fn ddl_touches(objects: &str, table: &QualifiedName) -> bool {
         return false;
     };
     let plain = table.to_string();
-    let quoted = format!("{}.{}", quote_if_needed(&table.schema), quote_if_needed(&table.name));
+    let quoted = format!(
+        "{}.{}",
+        quote_if_needed(&table.schema),
+        quote_if_needed(&table.name)
+    );
     items.iter().any(|o| {
         let identity = o.get("identity").and_then(|v| v.as_str()).unwrap_or("");
         [&plain, &quoted].iter().any(|t| {
@@ -1626,10 +1631,7 @@ fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
             )
         }
         b'I' => {
-            let names: Vec<String> = (0..n)
-                .filter(|&i| mask[i])
-                .map(|i| name(i))
-                .collect();
+            let names: Vec<String> = (0..n).filter(|&i| mask[i]).map(|i| name(i)).collect();
             let values: Vec<String> = (0..n).filter(|&i| mask[i]).map(&mut param).collect();
             format!(
                 "insert into {table} ({}) overriding system value values ({})",
@@ -1800,8 +1802,14 @@ mod tests {
     fn ddl_touches_a_table_by_its_identities() {
         let t = QualifiedName::new("public", "Orders");
         assert!(ddl_touches(r#"[{"identity": "public.\"Orders\""}]"#, &t));
-        assert!(ddl_touches(r#"[{"identity": "public.\"Orders\".note"}]"#, &t));
-        assert!(ddl_touches(r#"[{"identity": "pk on public.\"Orders\""}]"#, &t));
+        assert!(ddl_touches(
+            r#"[{"identity": "public.\"Orders\".note"}]"#,
+            &t
+        ));
+        assert!(ddl_touches(
+            r#"[{"identity": "pk on public.\"Orders\""}]"#,
+            &t
+        ));
         assert!(!ddl_touches(r#"[{"identity": "public.\"Orders2\""}]"#, &t));
         assert!(!ddl_touches("[]", &t));
     }

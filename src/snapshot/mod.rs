@@ -105,9 +105,7 @@ impl CopyTable {
     /// The destination column written for source column `column`.
     pub fn target_column(&self, column: &str) -> Option<String> {
         if self.staged {
-            self.route
-                .selects_column(column)
-                .then(|| column.to_owned())
+            self.route.selects_column(column).then(|| column.to_owned())
         } else {
             self.route.target_column(column)
         }

@@ -1,0 +1,276 @@
+//! Choosing and reshaping what is synchronized (issue 5): `where` filters
+//! applied identically by the snapshot and the stream, column selection
+//! and renames, schema renames, per-table `operations`, and the checks
+//! that reject a wrong filter or column list before anything is created.
+
+use crate::support::cli::{Workspace, expect_exit, stop_gracefully, text};
+use crate::support::pg::{Pair, column, connect, exec};
+
+const SETUP: &str = "
+create schema sales;
+create table sales.orders (
+    id int primary key,
+    customer text not null,
+    amount numeric not null,
+    note text,
+    secret text not null,
+    big text
+);
+-- Out of line and uncompressed: an UPDATE that leaves it alone sends it as
+-- 'unchanged TOAST'.
+alter table sales.orders alter column big set storage external;
+insert into sales.orders
+  select g, 'c' || g, g - 50, 'n' || g, 's' || g, repeat(md5(g::text), 200)
+  from generate_series(1, 100) g;
+create table sales.items (id int primary key, label text);
+insert into sales.items select g, 'i' || g from generate_series(1, 10) g;
+create table sales.audit (id int primary key, what text);
+insert into sales.audit select g, 'a' || g from generate_series(1, 5) g;
+create view sales.big_orders as select id, amount from sales.orders where amount > 40;
+";
+
+const TASK: &str = r#"  sync_types = ["schema", "full", "incremental"]
+  schema "sales" {
+    rename = "reporting"
+  }
+  table "sales.orders" {
+    rename     = "reporting.purchases"
+    columns    = ["id", "customer", "amount", "note", "big"]
+    column_map = { customer = "client" }
+    where      = "amount > 0"
+  }
+  table "sales.audit" {
+    operations = ["insert", "truncate"]
+  }"#;
+
+/// What the destination must hold for `reporting.purchases`: the source
+/// rows inside the filter, selected columns, as text.
+const EXPECTED: &str = "select id::text || '|' || customer || '|' || amount::text || '|' || \
+                        coalesce(note, '-') || '|' || md5(coalesce(big, '-')) \
+                        from sales.orders where amount > 0 order by id";
+const ACTUAL: &str = "select id::text || '|' || client || '|' || amount::text || '|' || \
+                      coalesce(note, '-') || '|' || md5(coalesce(big, '-')) \
+                      from reporting.purchases order by id";
+
+async fn wait_for(dst: &tokio_postgres::Client, src: &tokio_postgres::Client, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let want = column(src, EXPECTED).await;
+        let got = column(dst, ACTUAL).await;
+        if want == got {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let extra: Vec<_> = got.iter().filter(|r| !want.contains(r)).collect();
+            let missing: Vec<_> = want.iter().filter(|r| !got.contains(r)).collect();
+            panic!("{what}: destination differs; extra {extra:?}, missing {missing:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_columns_renames_and_operations_hold_in_snapshot_and_stream() {
+    let pair = Pair::start();
+    pair.source.psql("app", &["-c", SETUP]).unwrap();
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(&pair.source, &pair.destination, "shaped", TASK);
+
+    let plan = expect_exit(&ws.run(&["plan"]), 0);
+    assert!(
+        plan.contains(
+            "table \"sales.orders\" { rename = \"reporting.purchases\", columns = [\"id\", \
+             \"customer\", \"amount\", \"note\", \"big\"], column_map = { customer = \"client\" }, \
+             where = \"amount > 0\" }"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("schema \"sales\" { rename = \"reporting\" }"),
+        "{plan}"
+    );
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+
+    // The snapshot: renamed, reshaped, filtered.
+    wait_for(&dst, &src, "after the snapshot").await;
+    assert_eq!(
+        column(&dst, "select count(*)::text from reporting.purchases").await,
+        [Some("50".to_owned())]
+    );
+    assert_eq!(
+        column(
+            &dst,
+            "select string_agg(attname, ',' order by attnum) from pg_attribute \
+             where attrelid = 'reporting.purchases'::regclass and attnum > 0 and not attisdropped"
+        )
+        .await,
+        [Some("id,client,amount,note,big".to_owned())]
+    );
+    assert_eq!(
+        column(&dst, "select count(*)::text from reporting.items").await,
+        [Some("10".to_owned())]
+    );
+    // The view moved with its schema and still reads the renamed table.
+    assert_eq!(
+        column(&dst, "select count(*)::text from reporting.big_orders").await,
+        [Some("10".to_owned())]
+    );
+    // The staging schema pgsync created is gone.
+    let left = column(
+        &dst,
+        "select string_agg(classid::regclass::text || ':' || pg_describe_object(classid, objid, objsubid), ', ') \
+         from pg_depend where refclassid = 'pg_namespace'::regclass \
+         and refobjid = (select oid from pg_namespace where nspname = 'sales')",
+    )
+    .await;
+    assert_eq!(left, [None], "objects left in the staging schema");
+    assert_eq!(
+        column(
+            &dst,
+            "select count(*)::text from pg_namespace where nspname = 'sales'"
+        )
+        .await,
+        [Some("0".to_owned())]
+    );
+
+    let mut apply = ws.spawn(&["apply", "--auto-approve"], "stream");
+    for sql in [
+        // Insert inside, insert outside.
+        "insert into sales.orders values (1000, 'new', 5, 'in', 's', 'b')",
+        "insert into sales.orders values (1001, 'new', -5, 'out', 's', 'b')",
+        // In → out, out → in (only `amount` changes: `big` is unchanged
+        // TOAST and comes from the source), out → out.
+        "update sales.orders set amount = -1 where id = 60",
+        "update sales.orders set amount = 7 where id = 10",
+        "update sales.orders set note = 'still out' where id = 11",
+        // Key change inside; in → in leaving `big` alone.
+        "update sales.orders set id = 7000 where id = 70",
+        "update sales.orders set note = 'changed' where id = 80",
+        // Deletes inside and outside; a change of an unselected column.
+        "delete from sales.orders where id = 90",
+        "delete from sales.orders where id = 20",
+        "update sales.orders set secret = 'hidden' where id = 85",
+        // Several rows in one transaction, mixed.
+        "begin; insert into sales.orders select g, 'b', g % 3 - 1, null, 's', null \
+         from generate_series(2000, 2020) g; update sales.orders set amount = amount + 10 \
+         where id between 30 and 45; commit",
+        // operations = [insert, truncate]: updates and deletes are skipped.
+        "insert into sales.audit values (100, 'kept')",
+        "update sales.audit set what = 'changed' where id = 1",
+        "delete from sales.audit where id = 2",
+        "truncate sales.items",
+        "insert into sales.items values (99, 'after truncate')",
+    ] {
+        exec(&src, sql).await;
+    }
+    wait_for(&dst, &src, "after the stream").await;
+    let items = || async {
+        column(
+            &dst,
+            "select string_agg(id::text || label, ',' order by id) from reporting.items",
+        )
+        .await
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while items().await != [Some("99after truncate".to_owned())]
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(items().await, [Some("99after truncate".to_owned())]);
+    assert_eq!(
+        column(
+            &dst,
+            "select string_agg(id::text || '=' || what, ',' order by id) from reporting.audit"
+        )
+        .await,
+        [Some("1=a1,2=a2,3=a3,4=a4,5=a5,100=kept".to_owned())]
+    );
+    // `status` from another process counts what `operations` left out.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut status = String::new();
+    while std::time::Instant::now() < deadline {
+        status = String::from_utf8_lossy(&ws.run(&["status", "--json"]).stdout).into_owned();
+        if status.contains("\"delete\": 1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let json: serde_json::Value = serde_json::from_str(&status).expect("status --json");
+    let skipped = &json["tasks"]["shaped"]["skipped"];
+    assert_eq!(skipped["update"], 1, "{status}");
+    assert_eq!(skipped["delete"], 1, "{status}");
+    stop_gracefully(&ws, &mut apply, "stream");
+
+    // Destroy removes what pgsync created under the new names too.
+    expect_exit(
+        &ws.run(&["destroy", "--auto-approve", "--drop-destination"]),
+        0,
+    );
+    assert_eq!(
+        column(
+            &dst,
+            "select count(*)::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+             where n.nspname in ('reporting', 'sales') and c.relkind in ('r', 'v')"
+        )
+        .await,
+        [Some("0".to_owned())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_filters_and_column_lists_are_refused_at_plan_time() {
+    let pair = Pair::start();
+    pair.source.psql("app", &["-c", SETUP]).unwrap();
+    let cases: &[(&str, &str)] = &[
+        (
+            r#"table "sales.orders" { where = "amount >> 0" }"#,
+            "sales.orders: `where = \"amount >> 0\"`: operator does not exist: numeric >> integer",
+        ),
+        (
+            r#"table "sales.orders" { where = "amont > 0" }"#,
+            "sales.orders: `where = \"amont > 0\"`: column \"amont\" does not exist",
+        ),
+        (
+            r#"table "sales.orders" { where = "amount > random()" }"#,
+            "functions in index expression must be marked IMMUTABLE: a filter may call only \
+             immutable functions",
+        ),
+        (
+            r#"table "sales.orders" { where = "id in (select id from sales.items)" }"#,
+            "cannot use subquery in check constraint: a filter sees the row alone",
+        ),
+        (
+            r#"table "sales.orders" { columns = ["customer", "amount", "nope"] }"#,
+            "sales.orders has no column \"nope\"; sales.orders: `columns` leaves out key \
+             column(s) id, which the stream needs to find rows",
+        ),
+        (
+            "table \"sales.orders\" { rename = \"sales.items\" }\n  table \"sales.items\" {}",
+            "sales.items and sales.orders both land in sales.items",
+        ),
+    ];
+    for (body, words) in cases {
+        let ws = Workspace::new(
+            &pair.source,
+            &pair.destination,
+            "bad",
+            &format!("  sync_types = [\"schema\", \"full\", \"incremental\"]\n  {body}"),
+        );
+        let out = ws.run(&["plan"]);
+        assert_eq!(out.status.code(), Some(1), "{body}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(words), "{body}: want {words:?} in:\n{err}");
+        assert!(err.contains("precheck failed for task \"bad\""), "{err}");
+    }
+    // Nothing was created on either side.
+    let src = connect(&pair.source, "app").await;
+    assert_eq!(
+        column(&src, "select count(*)::text from pg_replication_slots").await,
+        [Some("0".to_owned())]
+    );
+}
