@@ -17,5 +17,6 @@ mod scenarios;
 mod schema_sync;
 mod throttle;
 mod tls;
+mod topologies;
 mod type_zoo;
 mod verify;
