@@ -87,7 +87,10 @@ task "b_to_c" {{
     );
     let ws = Workspace::with_config(&hcl);
     let plan = expect_exit(&ws.run(&["plan"]), 0);
-    assert!(plan.contains("Plan: 4 to add, 0 to change, 0 to destroy."), "{plan}");
+    assert!(
+        plan.contains("Plan: 4 to add, 0 to change, 0 to destroy."),
+        "{plan}"
+    );
     expect_exit(
         &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
         0,
@@ -120,7 +123,11 @@ task "b_to_c" {{
             rows(&cc, t1).await == want_t1,
             rows(&cc, &users("from_a")).await == rows(&ca, &users("s2")).await,
             rows(&cc, &users("from_b")).await == rows(&cb, &users("s2")).await,
-            rows(&cc, "select id || ':' || what from merged.events order by id").await
+            rows(
+                &cc,
+                "select id || ':' || what from merged.events order by id",
+            )
+            .await
                 == want_events,
         );
         if state == (true, true, true, true, true) {
@@ -143,11 +150,19 @@ task "b_to_c" {{
     );
     // Four slots: two on A (one-to-many), two on B.
     assert_eq!(
-        rows(&ca, "select string_agg(slot_name, ',' order by slot_name) from pg_replication_slots").await,
+        rows(
+            &ca,
+            "select string_agg(slot_name, ',' order by slot_name) from pg_replication_slots"
+        )
+        .await,
         [Some("dts_sync_a_to_b,dts_sync_a_to_c".to_owned())]
     );
     assert_eq!(
-        rows(&cb, "select string_agg(slot_name, ',' order by slot_name) from pg_replication_slots").await,
+        rows(
+            &cb,
+            "select string_agg(slot_name, ',' order by slot_name) from pg_replication_slots"
+        )
+        .await,
         [Some("dts_sync_b_events,dts_sync_b_to_c".to_owned())]
     );
     stop_gracefully(&ws, &mut apply, "all");

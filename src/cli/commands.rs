@@ -80,13 +80,18 @@ pub(super) async fn dispatch(args: Args) -> Result<Outcome, Error> {
             auto_approve,
             exit_when_caught_up,
             jobs,
+            drop_removed_tables,
         } => {
             cmd_apply(
                 &ctx,
                 planfile.as_deref(),
                 auto_approve,
-                exit_when_caught_up,
-                jobs.into(),
+                ApplyOptions {
+                    jobs: jobs.into(),
+                    exit_when_caught_up,
+                    drop_removed_tables,
+                    ..ApplyOptions::default()
+                },
             )
             .await
         }
@@ -178,7 +183,9 @@ async fn check_routes(desired: &DesiredState, plan: &Plan) -> Result<(), Error> 
     for action in &plan.actions {
         if !matches!(
             action,
-            plan::Action::Create { .. } | plan::Action::Replace { .. }
+            plan::Action::Create { .. }
+                | plan::Action::Replace { .. }
+                | plan::Action::Reselect { .. }
         ) {
             continue;
         }
@@ -311,8 +318,7 @@ async fn cmd_apply(
     ctx: &Context,
     planfile: Option<&Path>,
     auto_approve: bool,
-    exit_when_caught_up: bool,
-    jobs: usize,
+    options: ApplyOptions,
 ) -> Result<Outcome, Error> {
     let (desired, recorded, plan, store) = make_plan(ctx).await?;
     if let Some(path) = planfile {
@@ -351,10 +357,8 @@ async fn cmd_apply(
     }
     let recorder = Recorder::new(store)?;
     let options = ApplyOptions {
-        jobs,
-        exit_when_caught_up,
         status_file: Some(ctx.status_file()),
-        ..ApplyOptions::default()
+        ..options
     };
     let cancel = signals();
     let report: engine::Reporter = Arc::new(output::print_event);

@@ -65,6 +65,10 @@ pub enum Command {
         /// Tables copied at once during the full sync.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
+        /// Drop the destination tables of tables removed from a task's
+        /// selection (kept by default).
+        #[arg(long)]
+        drop_removed_tables: bool,
     },
     /// Remove every slot, publication and dts_* helper object, and the state.
     Destroy {

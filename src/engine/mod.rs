@@ -23,6 +23,7 @@
 mod destroy;
 mod initial;
 mod recorder;
+mod reselect;
 mod reshape;
 pub mod status;
 mod stream;
@@ -179,6 +180,9 @@ pub struct ApplyOptions {
     pub heartbeat_interval: std::time::Duration,
     /// Where the running apply publishes `status.json`.
     pub status_file: Option<PathBuf>,
+    /// Drop the destination tables of tables removed from a task's
+    /// selection (`--drop-removed-tables`); kept by default.
+    pub drop_removed_tables: bool,
 }
 
 impl Default for ApplyOptions {
@@ -188,6 +192,7 @@ impl Default for ApplyOptions {
             exit_when_caught_up: false,
             heartbeat_interval: std::time::Duration::from_secs(2),
             status_file: None,
+            drop_removed_tables: false,
         }
     }
 }
@@ -284,6 +289,9 @@ async fn apply_inner(
                     r.objects = spec.objects.clone();
                 })?;
             }
+            Action::Reselect { .. } => {
+                reselect::run(desired, &desired.tasks[&task], recorder, options, report).await?;
+            }
             Action::Create { .. } | Action::ResumeInitialSync { .. } | Action::Replace { .. } => {
                 // A replacement tears the old task down (and the destination
                 // objects it created) first.
@@ -333,6 +341,7 @@ async fn stream_all(
             publication: record.publication.clone().unwrap_or_default(),
             consistent_lsn: record.consistent_lsn.unwrap_or_default(),
             spec: spec.clone(),
+            table_snapshots: record.table_snapshots.clone(),
             retry: spec.retry,
             throttle: spec.throttle,
             options: options.clone(),

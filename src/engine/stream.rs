@@ -42,6 +42,7 @@ pub(super) struct StreamJob {
     pub publication: String,
     pub consistent_lsn: Lsn,
     pub spec: crate::model::TaskSpec,
+    pub table_snapshots: Vec<(QualifiedName, Lsn)>,
     pub retry: crate::model::RetrySpec,
     pub throttle: crate::model::ThrottleSpec,
     pub options: ApplyOptions,
@@ -257,6 +258,7 @@ async fn stream_once(
     }
     let dst = connect(&job.destination).await?;
     let mut sink = Sink::open(dst, task, &job.spec, Some(job.source.clone())).await?;
+    sink.set_table_snapshots(job.table_snapshots.iter().cloned().collect());
     let start = if sink.applied() == Lsn::ZERO {
         job.consistent_lsn
     } else {
@@ -538,7 +540,9 @@ async fn handle(
             t.commit_lsn = b.final_lsn;
             t.skipping = b.final_lsn < sink.applied();
             if !t.skipping {
-                sink.begin().await.map_err(wrap(b.final_lsn))?;
+                sink.begin_at(b.final_lsn)
+                    .await
+                    .map_err(wrap(b.final_lsn))?;
                 t.batch_started.get_or_insert_with(Instant::now);
             }
         }

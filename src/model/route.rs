@@ -237,6 +237,17 @@ impl Route {
             || !matches!(self.name_case, NameCase::Default | NameCase::Source)
     }
 
+    /// Whether `other` lands in the same table with the same columns, names
+    /// and rows (only `operations` may differ): else the table must be
+    /// copied again.
+    pub fn same_shape(&self, other: &Route) -> bool {
+        self.target == other.target
+            && self.columns == other.columns
+            && self.column_map == other.column_map
+            && self.filter == other.filter
+            && self.name_case == other.name_case
+    }
+
     /// Whether the route changes nothing but passes every row and change
     /// through as the source has it.
     pub fn is_plain(&self) -> bool {

@@ -92,16 +92,31 @@ impl ReplicationSession {
     /// # Errors
     /// [`SlotError`], e.g. when the slot exists or no slot is free.
     pub async fn create_slot(&mut self, slot: &str) -> Result<CreatedSlot, SlotError> {
+        self.create_slot_with(slot, false).await
+    }
+
+    /// [`ReplicationSession::create_slot`]; a `temporary` slot is dropped by
+    /// the server when this session ends (or fails), so it can never be
+    /// left behind.
+    ///
+    /// # Errors
+    /// [`SlotError`].
+    pub async fn create_slot_with(
+        &mut self,
+        slot: &str,
+        temporary: bool,
+    ) -> Result<CreatedSlot, SlotError> {
+        let temp = if temporary { " TEMPORARY" } else { "" };
         // The parenthesized option list exists from PostgreSQL 15 on; the
         // keyword form (EXPORT_SNAPSHOT) from 10 on (docs §55.4).
         let sql = if self.conn.server_version() >= 150_000 {
             format!(
-                "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
+                "CREATE_REPLICATION_SLOT {}{temp} LOGICAL pgoutput (SNAPSHOT 'export')",
                 ident(slot)
             )
         } else {
             format!(
-                "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
+                "CREATE_REPLICATION_SLOT {}{temp} LOGICAL pgoutput EXPORT_SNAPSHOT",
                 ident(slot)
             )
         };

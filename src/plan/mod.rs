@@ -172,7 +172,7 @@ impl TaskShape {
 
     /// Why `self` → `other` forces a re-sync, naming the objects whose
     /// selection, rename, columns or filter changed.
-    fn replace_reason(&self, other: &TaskShape) -> String {
+    pub fn replace_reason(&self, other: &TaskShape) -> String {
         let mut why = Vec::new();
         if self.source != other.source || self.source_name != other.source_name {
             why.push("source changed".to_owned());
@@ -233,6 +233,129 @@ impl TaskShape {
             why.push("selection changed".to_owned());
         }
         format!("{}; forces re-copy", why.join(", "))
+    }
+}
+
+impl TaskShape {
+    /// The block-level changes from `self` to `other`, one line each:
+    /// `+`, `-`, `-/+` or `~`, the block, and what apply does about it.
+    pub fn table_changes(&self, other: &TaskShape) -> Vec<String> {
+        let label = |o: &ObjectSelection| match o {
+            ObjectSelection::Schema { name, .. } => format!("schema {name:?}"),
+            ObjectSelection::Table { schema, name, .. } => format!("table \"{schema}.{name}\""),
+        };
+        let mut out = Vec::new();
+        for o in &other.objects {
+            let what = match o {
+                ObjectSelection::Schema { .. } => "its tables are",
+                ObjectSelection::Table { .. } => "created and",
+            };
+            let covered = |o: &ObjectSelection| match o {
+                ObjectSelection::Table { schema, name, .. } => {
+                    self.objects.iter().any(|b| b.selects(schema, name))
+                }
+                ObjectSelection::Schema { .. } => false,
+            };
+            match self.objects.iter().find(|b| label(b) == label(o)) {
+                // A table block for a table its schema block already selects.
+                None if covered(o) => {
+                    let ObjectSelection::Table { options, .. } = o else {
+                        continue;
+                    };
+                    if options.rename.is_none()
+                        && options.columns.is_none()
+                        && options.column_map.is_empty()
+                        && options.filter.is_none()
+                    {
+                        out.push(format!("~ {}: operations change in place", label(o)));
+                    } else {
+                        out.push(format!(
+                            "-/+ {}: settings added; forces re-copy of this table",
+                            label(o)
+                        ));
+                    }
+                }
+                None if matches!(o, ObjectSelection::Schema { .. }) => {
+                    out.push(format!("+ {}: {what} created and copied alone", label(o)))
+                }
+                None => out.push(format!("+ {}: {what} copied alone", label(o))),
+                Some(b) if object_line(b) == object_line(o) => {}
+                Some(b) => {
+                    let ops_only = {
+                        let strip = |o: &ObjectSelection| {
+                            let mut o = o.clone();
+                            match &mut o {
+                                ObjectSelection::Schema { operations, .. } => *operations = None,
+                                ObjectSelection::Table { options, .. } => options.operations = None,
+                            }
+                            o
+                        };
+                        strip(b) == strip(o)
+                    };
+                    if ops_only {
+                        out.push(format!("~ {}: operations change in place", label(o)));
+                    } else {
+                        let reason = match (b, o) {
+                            (
+                                ObjectSelection::Table { options: x, .. },
+                                ObjectSelection::Table { options: y, .. },
+                            ) => {
+                                let mut w = Vec::new();
+                                if x.rename != y.rename {
+                                    w.push("rename");
+                                }
+                                if x.columns != y.columns || x.column_map != y.column_map {
+                                    w.push("columns");
+                                }
+                                if x.filter != y.filter {
+                                    w.push("where");
+                                }
+                                w.join(", ")
+                            }
+                            _ => "exclude_tables or rename".to_owned(),
+                        };
+                        out.push(format!(
+                            "-/+ {}: {reason} changed; forces re-copy of the tables concerned",
+                            label(o)
+                        ));
+                    }
+                }
+            }
+        }
+        for b in &self.objects {
+            if !other.objects.iter().any(|o| label(o) == label(b)) {
+                let still = match b {
+                    ObjectSelection::Table { schema, name, .. } => {
+                        other.objects.iter().any(|o| o.selects(schema, name))
+                    }
+                    ObjectSelection::Schema { .. } => false,
+                };
+                out.push(if still {
+                    format!(
+                        "-/+ {}: settings removed; forces re-copy of this table if its name, \
+                         columns or rows change",
+                        label(b)
+                    )
+                } else {
+                    format!(
+                        "- {}: no longer streamed; destination tables kept (apply \
+                         --drop-removed-tables drops them)",
+                        label(b)
+                    )
+                });
+            }
+        }
+        if self.mappings != other.mappings {
+            out.push("-/+ mapping: tables whose destination name changes are re-copied".into());
+        }
+        if self.name_case != other.name_case {
+            out.push(format!(
+                "-/+ name_case {:?} -> {:?}: tables whose names change are re-copied",
+                self.name_case.as_str(),
+                other.name_case.as_str()
+            ));
+        }
+        out
     }
 }
 
@@ -333,6 +456,20 @@ pub enum Action {
         /// Desired shape.
         after: TaskShape,
     },
+    /// `~`: the selection changed (tables added, removed, renamed, filtered
+    /// or reshaped): only the tables concerned are created and copied alone,
+    /// under a snapshot of their own, or stop streaming; the others keep
+    /// streaming from where they are.
+    Reselect {
+        /// Task name.
+        task: String,
+        /// One line per changed block: sigil, block and consequence.
+        changes: Vec<String>,
+        /// Recorded shape.
+        before: TaskShape,
+        /// Desired shape.
+        after: TaskShape,
+    },
     /// `-/+`: tear the task down (source objects, and the destination tables
     /// it created) and sync again from a fresh snapshot.
     Replace {
@@ -362,6 +499,7 @@ impl Action {
             Action::Create { task, .. }
             | Action::ResumeInitialSync { task, .. }
             | Action::Update { task, .. }
+            | Action::Reselect { task, .. }
             | Action::Replace { task, .. }
             | Action::Destroy { task, .. } => task,
         }
@@ -371,7 +509,9 @@ impl Action {
     pub fn sigil(&self) -> &'static str {
         match self {
             Action::Create { .. } => "+",
-            Action::ResumeInitialSync { .. } | Action::Update { .. } => "~",
+            Action::ResumeInitialSync { .. } | Action::Update { .. } | Action::Reselect { .. } => {
+                "~"
+            }
             Action::Replace { .. } => "-/+",
             Action::Destroy { .. } => "-",
         }
@@ -388,6 +528,9 @@ impl Action {
                 )
             }
             Action::Update { .. } => "update in place".to_owned(),
+            Action::Reselect { changes, .. } => {
+                format!("update tables in place ({})", changes.join("; "))
+            }
             Action::Replace { reason, .. } => format!("replace ({reason})"),
             Action::Destroy { .. } => "destroy".to_owned(),
         };
@@ -429,7 +572,9 @@ impl Plan {
         for a in &self.actions {
             match a {
                 Action::Create { .. } => s.add += 1,
-                Action::ResumeInitialSync { .. } | Action::Update { .. } => s.change += 1,
+                Action::ResumeInitialSync { .. }
+                | Action::Update { .. }
+                | Action::Reselect { .. } => s.change += 1,
                 Action::Replace { .. } => {
                     s.add += 1;
                     s.destroy += 1;
@@ -474,7 +619,22 @@ pub fn plan(desired: &DesiredState, recorded: &RecordedState, observed: &Observe
         let slot_gone = record.sync_types.incremental
             && record.initial_sync_done()
             && facts.slot_exists == Some(false);
-        if before != after && !before.updatable_to(&after) {
+        let reselectable = before.source == after.source
+            && before.source_name == after.source_name
+            && before.destination == after.destination
+            && before.destination_name == after.destination_name
+            && before.sync_types == after.sync_types
+            && record.initial_sync_done()
+            && !slot_gone
+            && !facts.slot_lost;
+        if before != after && !before.updatable_to(&after) && reselectable {
+            changes.push(Action::Reselect {
+                task: name.clone(),
+                changes: before.table_changes(&after),
+                before,
+                after,
+            });
+        } else if before != after && !before.updatable_to(&after) {
             changes.push(Action::Replace {
                 task: name.clone(),
                 reason: before.replace_reason(&after),

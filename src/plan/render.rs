@@ -46,6 +46,21 @@ pub fn render(plan: &Plan, out: &mut impl Write) -> fmt::Result {
                 writeln!(out, "  # task.{task} will be updated in place")?;
                 block(out, "~", task, &before.lines(), &after.lines())?;
             }
+            Action::Reselect {
+                changes,
+                before,
+                after,
+                ..
+            } => {
+                writeln!(
+                    out,
+                    "  # task.{task} will be updated in place; only the tables below are touched, the others keep streaming:"
+                )?;
+                for c in changes {
+                    writeln!(out, "  #   {c}")?;
+                }
+                block(out, "~", task, &before.lines(), &after.lines())?;
+            }
             Action::Replace {
                 reason,
                 before,

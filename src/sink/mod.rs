@@ -170,6 +170,9 @@ struct Rel {
     operations: Operations,
     /// The route renames the table or changes its columns.
     reshaped: bool,
+    /// The task selects the table (a table removed from the selection may
+    /// still appear in the stream until the publication change).
+    selected: bool,
 }
 
 /// A table's `where` filter, evaluated on the destination over the whole
@@ -206,6 +209,10 @@ pub struct Sink {
     source_conn: Option<Connected>,
     /// Changes left out by `operations`, by kind.
     skipped: BTreeMap<&'static str, u64>,
+    /// Commit LSN of the source transaction being applied.
+    txn_lsn: Lsn,
+    /// See [`Sink::set_table_snapshots`].
+    table_snapshots: BTreeMap<QualifiedName, Lsn>,
     relations: HashMap<u32, Rel>,
     statements: HashMap<(u32, u8, Vec<bool>), Statement>,
     in_transaction: bool,
@@ -326,6 +333,8 @@ impl Sink {
             source,
             source_conn: None,
             skipped: BTreeMap::new(),
+            txn_lsn: Lsn::ZERO,
+            table_snapshots: BTreeMap::new(),
             relations: HashMap::new(),
             statements: HashMap::new(),
             in_transaction: false,
@@ -401,8 +410,31 @@ impl Sink {
         let route = match (&helper, &self.spec) {
             (None, Some(spec)) => spec.route(&desc.name.schema, &desc.name.name),
             _ => None,
+        };
+        let selected = route.is_some() || helper.is_some() || self.spec.is_none();
+        if !selected {
+            // Its changes are skipped; nothing is looked up.
+            self.statements
+                .retain(|(relid, _, _), _| *relid != desc.relid);
+            let name = desc.name.clone();
+            self.relations.insert(
+                desc.relid,
+                Rel {
+                    types: vec![None; desc.columns.len()],
+                    target_columns: desc.columns.iter().map(|c| c.name.clone()).collect(),
+                    desc,
+                    always_identity: false,
+                    helper: None,
+                    target: name,
+                    filter: None,
+                    operations: Operations::ALL,
+                    reshaped: false,
+                    selected: false,
+                },
+            );
+            return Ok(());
         }
-        .unwrap_or_else(|| Route::identity(desc.name.clone()));
+        let route = route.unwrap_or_else(|| Route::identity(desc.name.clone()));
         let mut types = Vec::with_capacity(desc.columns.len());
         let mut target_columns = Vec::with_capacity(desc.columns.len());
         let mut always_identity = false;
@@ -464,6 +496,7 @@ impl Sink {
                 always_identity,
                 helper,
                 reshaped: route.reshapes(),
+                selected: true,
                 target: route.target,
                 target_columns,
                 filter,
@@ -558,6 +591,37 @@ impl Sink {
         self.ensure_begun().await
     }
 
+    /// Opens the destination transaction for the source transaction whose
+    /// commit record is at `final_lsn` (the Begin message's): changes of a
+    /// table copied later under a snapshot taken after it are skipped.
+    ///
+    /// # Errors
+    /// [`PgError`].
+    pub async fn begin_at(&mut self, final_lsn: Lsn) -> Result<(), SinkError> {
+        self.txn_lsn = final_lsn;
+        self.begin().await
+    }
+
+    /// Tables copied alone after the task started streaming, with the
+    /// consistent point of their snapshot: a transaction committed before it
+    /// is in their copy, so its changes to them are skipped.
+    pub fn set_table_snapshots(&mut self, snapshots: BTreeMap<QualifiedName, Lsn>) {
+        self.table_snapshots = snapshots;
+    }
+
+    /// Whether the current transaction's changes to `relid` are left out:
+    /// the table is not selected (any more), or its copy already holds them.
+    fn left_out(&self, relid: u32) -> bool {
+        self.relations.get(&relid).is_some_and(|r| {
+            r.helper.is_none()
+                && (!r.selected
+                    || self
+                        .table_snapshots
+                        .get(&r.desc.name)
+                        .is_some_and(|l| self.txn_lsn < *l))
+        })
+    }
+
     /// Applies an INSERT.
     ///
     /// # Errors
@@ -575,7 +639,7 @@ impl Sink {
             None => {}
         }
         let filtered = rel.filter.is_some();
-        if !self.lets_through(relid, "insert") {
+        if self.left_out(relid) || !self.lets_through(relid, "insert") {
             return Ok(());
         }
         let rel = self.described(relid, new)?;
@@ -612,7 +676,7 @@ impl Sink {
             }
             None => {}
         }
-        if !self.lets_through(relid, "update") {
+        if self.left_out(relid) || !self.lets_through(relid, "update") {
             return Ok(());
         }
         let rel = self.described(relid, new)?;
@@ -767,7 +831,7 @@ impl Sink {
     pub async fn delete(&mut self, relid: u32, old: &[Value<'_>]) -> Result<(), SinkError> {
         self.ensure_begun().await?;
         let rel = self.described(relid, old)?;
-        if rel.helper.is_some() || !self.lets_through(relid, "delete") {
+        if rel.helper.is_some() || self.left_out(relid) || !self.lets_through(relid, "delete") {
             return Ok(());
         }
         let rel = self.described(relid, old)?;
@@ -794,7 +858,7 @@ impl Sink {
                 .relations
                 .get(relid)
                 .ok_or(SinkError::UnknownRelation(*relid))?;
-            if rel.helper.is_none() {
+            if rel.helper.is_none() && !self.left_out(*relid) {
                 let name = qualified(&rel.target.schema, &rel.target.name);
                 if self.lets_through(*relid, "truncate") {
                     names.push(name);
@@ -1631,7 +1695,7 @@ fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
             )
         }
         b'I' => {
-            let names: Vec<String> = (0..n).filter(|&i| mask[i]).map(|i| name(i)).collect();
+            let names: Vec<String> = (0..n).filter(|&i| mask[i]).map(&name).collect();
             let values: Vec<String> = (0..n).filter(|&i| mask[i]).map(&mut param).collect();
             format!(
                 "insert into {table} ({}) overriding system value values ({})",
@@ -1765,6 +1829,7 @@ mod tests {
             filter: None,
             operations: Operations::ALL,
             reshaped: false,
+            selected: true,
         }
     }
 

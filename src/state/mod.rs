@@ -158,6 +158,11 @@ pub struct TaskRecord {
     /// `destroy --drop-destination`.
     #[serde(default)]
     pub created_objects: Vec<CreatedObject>,
+    /// Tables copied alone after the task started streaming (a changed
+    /// selection), each with the consistent point of its snapshot: the
+    /// stream skips their changes in transactions committed before it.
+    #[serde(default)]
+    pub table_snapshots: Vec<(crate::model::QualifiedName, Lsn)>,
     /// Copy progress per table (`schema.name`).
     pub tables: BTreeMap<String, TableStatus>,
     /// Phase.
@@ -196,6 +201,7 @@ impl TaskRecord {
             schema_post_done: false,
             created_tables: Vec::new(),
             created_objects: Vec::new(),
+            table_snapshots: Vec::new(),
             tables: BTreeMap::new(),
             phase: TaskPhase::Precheck,
             last_error: None,
