@@ -811,7 +811,7 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_selection_forces_replacement_and_a_removed_task_is_destroyed() {
+    fn a_changed_selection_reselects_in_place_and_a_removed_task_is_destroyed() {
         let old = desired(&[("app", &["public"]), ("old", &["x"])]);
         let r = recorded_from(&old, TaskPhase::Streaming);
         let new = desired(&[("app", &["public", "sales"])]);
@@ -820,16 +820,35 @@ mod tests {
             lines(&p),
             [
                 "- task.old destroy",
-                "-/+ task.app replace (schema \"sales\" added; forces re-copy)",
+                "~ task.app update tables in place (+ schema \"sales\": its tables are created and copied alone)",
             ]
         );
         assert_eq!(
             p.summary(),
             Summary {
-                add: 1,
-                change: 0,
-                destroy: 2
+                add: 0,
+                change: 1,
+                destroy: 1
             }
+        );
+        // Other sync types cannot be reached table by table: replaced,
+        // with the reason.
+        let mut other = new.clone();
+        other.tasks.get_mut("app").unwrap().sync_types.schema = false;
+        let p = plan(&other, &r, &Observed::default());
+        assert_eq!(
+            lines(&p),
+            [
+                "- task.old destroy",
+                "-/+ task.app replace (sync_types changed, schema \"sales\" added; forces re-copy)",
+            ]
+        );
+        // Before the initial sync finished, the whole task is redone.
+        let r = recorded_from(&old, TaskPhase::Snapshot);
+        let p = plan(&new, &r, &Observed::default());
+        assert_eq!(
+            lines(&p)[1],
+            "-/+ task.app replace (schema \"sales\" added; forces re-copy)"
         );
     }
 
