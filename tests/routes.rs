@@ -431,3 +431,72 @@ async fn a_changed_selection_copies_only_the_tables_concerned() {
         "{plan_text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_tables_ignore_keeps_rows_in_the_copy_and_overwrites_in_the_stream() {
+    let pair = Pair::start();
+    pair.source
+        .psql(
+            "app",
+            &[
+                "-c",
+                "create table t (id int primary key, a text, b text, c int);
+                     insert into t select g, 'a' || g, 'b' || g, g from generate_series(1, 10) g;",
+            ],
+        )
+        .unwrap();
+    // The destination has the table already, with other columns and rows.
+    pair.destination
+        .psql(
+            "app",
+            &[
+                "-c",
+                "create table t (id int primary key, a text, b text, extra text default 'dst');
+                     insert into t (id, a, b) values (1, 'kept', 'kept'), (2, 'kept', 'kept'),
+                                                     (11, 'dst only', 'dst only');",
+            ],
+        )
+        .unwrap();
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(
+        &pair.source,
+        &pair.destination,
+        "merge",
+        "  conflicting_tables = \"ignore\"\n  table \"public.t\" {}",
+    );
+    let out = ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]);
+    expect_exit(&out, 0);
+    assert!(
+        text(&out).contains("public.t: the existing destination table lacks c; not copied"),
+        "{}",
+        text(&out)
+    );
+    let rows = "select id || ':' || a || ':' || b || ':' || extra from t order by id";
+    let mut want: Vec<Option<String>> = vec![
+        Some("1:kept:kept:dst".into()),
+        Some("2:kept:kept:dst".into()),
+    ];
+    want.extend((3..=10).map(|g| Some(format!("{g}:a{g}:b{g}:dst"))));
+    want.push(Some("11:dst only:dst only:dst".into()));
+    assert_eq!(
+        column(&dst, rows).await,
+        want,
+        "the copy keeps existing keys"
+    );
+
+    let mut apply = ws.spawn(&["apply", "--auto-approve"], "merge");
+    exec(&src, "insert into t values (11, 'from source', 'x', 11)").await;
+    exec(&src, "update t set a = 'updated' where id = 1").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let want_11 = Some("11:from source:x:dst".to_owned());
+    while column(&dst, rows).await.last() != Some(&want_11) && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let got = column(&dst, rows).await;
+    assert_eq!(got.last(), Some(&want_11), "the stream overwrites: {got:?}");
+    // An UPDATE carries the whole source row: the row becomes the source's.
+    assert_eq!(got[0], Some("1:updated:b1:dst".into()), "{got:?}");
+    stop_gracefully(&ws, &mut apply, "merge");
+}

@@ -325,7 +325,8 @@ pub(super) async fn run(
             ));
             let mut pre_data = generated.pre_data.clone();
             pre_data.extend(super::reshape::before_copy(spec, &generated.tables));
-            run_pre_data(&dst, &pre_data, recorder, task).await?;
+            let keep = spec.conflicting_tables == crate::model::ConflictMode::Ignore;
+            run_pre_data(&dst, &pre_data, recorder, task, keep).await?;
             crate::failpoint::hit("initial.after_pre_data");
             recorder.update(task, |r| r.schema_pre_done = true)?;
         }
@@ -350,6 +351,7 @@ pub(super) async fn run(
             qps,
             rps,
             bytes_per_second,
+            keep_existing: spec.conflicting_tables == crate::model::ConflictMode::Ignore,
         };
         let copy_cancel = cancel.child_token();
         let copier = {
@@ -365,6 +367,12 @@ pub(super) async fn run(
                     live.task(task, |s| {
                         s.tables.entry(t.to_string()).or_default().state = "copying".into()
                     });
+                }
+                CopyEvent::ColumnsLeftOut { table, columns } => {
+                    step(format!(
+                        "{table}: the existing destination table lacks {}; not copied",
+                        columns.join(", ")
+                    ));
                 }
                 CopyEvent::Progress { table, bytes } => {
                     live.task(task, |s| {
@@ -415,7 +423,12 @@ pub(super) async fn run(
             .unwrap_or_default();
         let reshape = super::reshape::after_post_data(spec, &shaped, &created);
         begin_schema(&dst).await?;
-        apply_statements(&dst, &script.post_data).await?;
+        apply_statements(
+            &dst,
+            &script.post_data,
+            spec.conflicting_tables == crate::model::ConflictMode::Ignore,
+        )
+        .await?;
         if !reshape.is_empty() {
             step(format!(
                 "renaming and reshaping on the destination ({})",
@@ -430,7 +443,7 @@ pub(super) async fn run(
                 .filter(|(_, _, k, i)| created.iter().any(|o| &o.kind == k && &o.identity == i))
                 .map(|(c, o, _, _)| (c, o))
                 .collect();
-            apply_statements(&dst, &reshape).await?;
+            apply_statements(&dst, &reshape, false).await?;
             let renamed = admin::identify_objects(&dst, &addresses).await?;
             recorder.update(task, |r| {
                 for (kind, identity) in &renamed {
@@ -489,10 +502,11 @@ async fn run_pre_data(
     statements: &[crate::pg::schema::Statement],
     recorder: &Recorder,
     task: &str,
+    keep_existing: bool,
 ) -> Result<(), EngineError> {
     let before = crate::pg::admin::schema_objects(dst).await?;
     begin_schema(dst).await?;
-    apply_statements(dst, statements).await?;
+    apply_statements(dst, statements, keep_existing).await?;
     let after = crate::pg::admin::schema_objects(dst).await?;
     let created: Vec<crate::state::CreatedObject> = after
         .into_iter()
@@ -507,7 +521,7 @@ async fn run_pre_data(
     Ok(())
 }
 
-async fn begin_schema(dst: &Connected) -> Result<(), EngineError> {
+pub(super) async fn begin_schema(dst: &Connected) -> Result<(), EngineError> {
     dst.client
         .batch_execute(
             "set check_function_bodies = off; set session_replication_role = replica; begin",
@@ -517,19 +531,45 @@ async fn begin_schema(dst: &Connected) -> Result<(), EngineError> {
     Ok(())
 }
 
-async fn apply_statements(
+/// Runs `statements` on the open schema transaction. With
+/// `keep_existing` (`conflicting_tables = "ignore"`, a table added to a
+/// streaming task) each runs under a savepoint, and one refused because its
+/// object exists already (SQLSTATE 42P07, 42710, 42723, 42P06 "duplicate
+/// …", or 42P16 for a second primary key) is skipped: what exists is kept.
+pub(super) async fn apply_statements(
     dst: &Connected,
     statements: &[crate::pg::schema::Statement],
+    keep_existing: bool,
 ) -> Result<(), EngineError> {
     for s in statements {
-        dst.client
-            .batch_execute(&s.sql)
-            .await
-            .map_err(|e| EngineError::Schema {
-                kind: s.kind.to_owned(),
-                name: s.name.clone(),
-                source: crate::pg::PgError::new(format!("run `{}`", s.sql), &dst.endpoint, e),
-            })?;
+        if keep_existing {
+            dst.client
+                .batch_execute("savepoint dts_object")
+                .await
+                .map_err(dst.err("savepoint"))?;
+        }
+        match dst.client.batch_execute(&s.sql).await {
+            Ok(()) => {}
+            Err(e)
+                if keep_existing
+                    && e.code().is_some_and(|c| {
+                        matches!(c.code(), "42P07" | "42710" | "42723" | "42P06" | "42P16")
+                    }) =>
+            {
+                tracing::info!(object = %s.name, kind = s.kind, "exists on the destination; kept");
+                dst.client
+                    .batch_execute("rollback to savepoint dts_object")
+                    .await
+                    .map_err(dst.err("rollback to savepoint"))?;
+            }
+            Err(e) => {
+                return Err(EngineError::Schema {
+                    kind: s.kind.to_owned(),
+                    name: s.name.clone(),
+                    source: crate::pg::PgError::new(format!("run `{}`", s.sql), &dst.endpoint, e),
+                });
+            }
+        }
     }
     Ok(())
 }

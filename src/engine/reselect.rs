@@ -333,15 +333,23 @@ async fn copy_arriving(
             qps,
             rps,
             bytes_per_second,
+            keep_existing: spec.conflicting_tables == crate::model::ConflictMode::Ignore,
         };
         let cancel = tokio_util::sync::CancellationToken::new();
         let copier = tokio::spawn(async move { copy_all(job, tx, &cancel).await });
         while let Some(ev) = rx.recv().await {
-            if let crate::snapshot::CopyEvent::Copied { table, rows, bytes } = ev {
-                recorder.update(task, |r| {
-                    r.tables
-                        .insert(table.to_string(), TableStatus::Copied { rows, bytes });
-                })?;
+            match ev {
+                crate::snapshot::CopyEvent::Copied { table, rows, bytes } => {
+                    recorder.update(task, |r| {
+                        r.tables
+                            .insert(table.to_string(), TableStatus::Copied { rows, bytes });
+                    })?;
+                }
+                crate::snapshot::CopyEvent::ColumnsLeftOut { table, columns } => step(format!(
+                    "{table}: the existing destination table lacks {}; not copied",
+                    columns.join(", ")
+                )),
+                _ => {}
             }
         }
         copier.await.expect("copy supervisor does not panic")?;
@@ -415,45 +423,13 @@ async fn alter_publication(
     Ok(())
 }
 
-/// Runs `statements` in one transaction, each under a savepoint: one that
-/// fails because its object exists already (SQLSTATE class 42P0x/42710/
-/// 42723 "duplicate …") is rolled back and skipped; any other error fails.
+/// Runs `statements` in one transaction, keeping objects that exist.
 async fn run_keeping_existing(
     dst: &Connected,
     statements: &[Statement],
 ) -> Result<(), EngineError> {
-    dst.client
-        .batch_execute(
-            "set check_function_bodies = off; set session_replication_role = replica; begin",
-        )
-        .await
-        .map_err(dst.err("prepare schema session"))?;
-    for s in statements {
-        dst.client
-            .batch_execute("savepoint dts_object")
-            .await
-            .map_err(dst.err("savepoint"))?;
-        match dst.client.batch_execute(&s.sql).await {
-            Ok(()) => {}
-            Err(e)
-                if e.code()
-                    .is_some_and(|c| matches!(c.code(), "42P07" | "42710" | "42723" | "42P06")) =>
-            {
-                dst.client
-                    .batch_execute("rollback to savepoint dts_object")
-                    .await
-                    .map_err(dst.err("rollback to savepoint"))?;
-            }
-            Err(e) => {
-                let _ = dst.client.batch_execute("rollback").await;
-                return Err(EngineError::Schema {
-                    kind: s.kind.to_owned(),
-                    name: s.name.clone(),
-                    source: crate::pg::PgError::new(format!("run `{}`", s.sql), &dst.endpoint, e),
-                });
-            }
-        }
-    }
+    super::initial::begin_schema(dst).await?;
+    super::initial::apply_statements(dst, statements, true).await?;
     dst.client
         .batch_execute("commit")
         .await

@@ -173,6 +173,9 @@ struct Rel {
     /// The task selects the table (a table removed from the selection may
     /// still appear in the stream until the publication change).
     selected: bool,
+    /// `conflicting_tables = "ignore"`: an INSERT whose key exists on the
+    /// destination overwrites that row (`on conflict (key) do update`).
+    upsert: bool,
 }
 
 /// A table's `where` filter, evaluated on the destination over the whole
@@ -430,6 +433,7 @@ impl Sink {
                     operations: Operations::ALL,
                     reshaped: false,
                     selected: false,
+                    upsert: false,
                 },
             );
             return Ok(());
@@ -467,6 +471,20 @@ impl Sink {
                     Some(r) if !r.get::<_, bool>(2) => Some(r.get::<_, String>(1)),
                     // Generated on the destination: computed there, never written.
                     Some(_) => None,
+                    // `conflicting_tables = "ignore"` on a table that existed
+                    // with other columns: what matches is written, the rest
+                    // is reported (as the copy does).
+                    None if self.spec.as_ref().is_some_and(|s| {
+                        s.conflicting_tables == crate::model::ConflictMode::Ignore
+                    }) =>
+                    {
+                        tracing::warn!(
+                            table = %route.target,
+                            column = %target,
+                            "the destination table lacks this column; its values are not written"
+                        );
+                        None
+                    }
                     // Never drop a value silently: the destination must have
                     // every column the source sends.
                     None => {
@@ -497,6 +515,10 @@ impl Sink {
                 helper,
                 reshaped: route.reshapes(),
                 selected: true,
+                upsert: self
+                    .spec
+                    .as_ref()
+                    .is_some_and(|s| s.conflicting_tables == crate::model::ConflictMode::Ignore),
                 target: route.target,
                 target_columns,
                 filter,
@@ -1600,6 +1622,46 @@ fn texts<'a>(
 /// The SQL for one statement shape. `mask` marks the columns bound, in
 /// column order (for UPDATE: SET columns, then WHERE columns).
 fn statement_sql(rel: &Rel, kind: u8, mask: &[bool]) -> String {
+    let sql = statement_sql_base(rel, kind, mask);
+    if rel.upsert && matches!(kind, b'I' | b'M') {
+        format!("{sql}{}", on_conflict(rel, mask))
+    } else {
+        sql
+    }
+}
+
+/// `on conflict (KEY) do update set …` for the written non-key columns of
+/// `mask` (`do nothing` when there are none): the stream overwrites a row
+/// the destination already had (`conflicting_tables = "ignore"`). Tables
+/// without a key (REPLICA IDENTITY FULL) get no clause.
+fn on_conflict(rel: &Rel, mask: &[bool]) -> String {
+    let cols = &rel.desc.columns;
+    let keys: Vec<String> = (0..cols.len())
+        .filter(|&i| cols[i].key && rel.types[i].is_some())
+        .map(|i| ident(&rel.target_columns[i]))
+        .collect();
+    if keys.is_empty() || rel.desc.replica_identity == b'f' {
+        return String::new();
+    }
+    let sets: Vec<String> = (0..cols.len())
+        .filter(|&i| mask.get(i) == Some(&true) && !cols[i].key && rel.types[i].is_some())
+        .map(|i| {
+            let c = ident(&rel.target_columns[i]);
+            format!("{c} = excluded.{c}")
+        })
+        .collect();
+    if sets.is_empty() {
+        format!(" on conflict ({}) do nothing", keys.join(", "))
+    } else {
+        format!(
+            " on conflict ({}) do update set {}",
+            keys.join(", "),
+            sets.join(", ")
+        )
+    }
+}
+
+fn statement_sql_base(rel: &Rel, kind: u8, mask: &[bool]) -> String {
     let table = qualified(&rel.target.schema, &rel.target.name);
     let cols = &rel.desc.columns;
     // Destination column names.
@@ -1830,6 +1892,7 @@ mod tests {
             operations: Operations::ALL,
             reshaped: false,
             selected: true,
+            upsert: false,
         }
     }
 
@@ -1860,6 +1923,27 @@ mod tests {
         assert_eq!(
             statement_sql(&r, b'D', &[true, false, false]),
             "delete from \"rep\".\"orders\" where \"order_id\" = $1::bigint"
+        );
+    }
+
+    #[test]
+    fn ignore_mode_inserts_overwrite_rows_with_the_same_key() {
+        let mut r = rel(b'd');
+        r.upsert = true;
+        assert_eq!(
+            statement_sql(&r, b'I', &[true, true, false]),
+            "insert into \"public\".\"t\"\"x\" (\"id\", \"body\") overriding system value values \
+             ($1::integer, $2::text) on conflict (\"id\") do update set \"body\" = excluded.\"body\""
+        );
+        assert_eq!(
+            statement_sql(&r, b'I', &[true, false, false]),
+            "insert into \"public\".\"t\"\"x\" (\"id\") overriding system value values \
+             ($1::integer) on conflict (\"id\") do nothing"
+        );
+        // Updates are unchanged.
+        assert!(
+            !statement_sql(&r, b'U', &[false, true, false, true, false, false])
+                .contains("conflict")
         );
     }
 

@@ -49,6 +49,14 @@ pub enum CopyEvent {
         /// COPY data bytes moved so far.
         bytes: u64,
     },
+    /// Source columns not copied because the existing destination table
+    /// lacks them (`conflicting_tables = "ignore"`).
+    ColumnsLeftOut {
+        /// The table.
+        table: QualifiedName,
+        /// Source column names.
+        columns: Vec<String>,
+    },
     /// The table's destination transaction committed.
     Copied {
         /// The table.
@@ -133,6 +141,11 @@ pub struct CopyJob {
     pub rps: Option<Arc<Limiter>>,
     /// `full_mbps`, as bytes per second (10^6 × the setting).
     pub bytes_per_second: Option<Arc<Limiter>>,
+    /// `conflicting_tables = "ignore"`: destination tables may hold rows
+    /// already; a row whose key exists is kept (rows go through a temporary
+    /// table and `insert … on conflict do nothing`), and source columns the
+    /// destination table lacks are left out and reported.
+    pub keep_existing: bool,
 }
 
 impl CopyJob {
@@ -210,6 +223,27 @@ async fn copy_one(
         .await
         .map_err(src.err("import the exported snapshot"))?;
     rate::take(qps, 1.0).await;
+    // With existing destination tables, only columns both sides have.
+    let existing: Option<Vec<String>> = if job.keep_existing {
+        let target = copy.target();
+        Some(
+            dst.client
+                .query(
+                    "select attname::text from pg_attribute
+                      where attrelid = to_regclass(format('%I.%I', $1::text, $2::text))
+                        and attnum > 0 and not attisdropped and attgenerated = ''",
+                    &[&target.schema, &target.name],
+                )
+                .await
+                .map_err(dst.err("list destination columns"))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let mut left_out = Vec::new();
     let (columns, target_columns): (Vec<String>, Vec<String>) = src
         .client
         .query(
@@ -224,9 +258,22 @@ async fn copy_one(
         .iter()
         .filter_map(|r| {
             let c: String = r.get(0);
-            copy.target_column(&c).map(|t| (ident(&c), ident(&t)))
+            let t = copy.target_column(&c)?;
+            if existing.as_ref().is_some_and(|e| !e.contains(&t)) {
+                left_out.push(c);
+                return None;
+            }
+            Some((ident(&c), ident(&t)))
         })
         .unzip();
+    if !left_out.is_empty() {
+        let _ = events
+            .send(CopyEvent::ColumnsLeftOut {
+                table: table.clone(),
+                columns: left_out,
+            })
+            .await;
+    }
     // A table whose only columns are generated has nothing to send: COPY
     // then takes no column list (and moves one empty row per source row).
     let list = |cols: &[String]| {
@@ -250,16 +297,37 @@ async fn copy_one(
         ),
         None => format!("{name}{}", list(&columns)),
     };
-    let target_sql = format!(
-        "{}{}",
-        qualified(&copy.target().schema, &copy.target().name),
-        list(&target_columns)
-    );
-    let format = if job.binary { " (format binary)" } else { "" };
+    let target_table = qualified(&copy.target().schema, &copy.target().name);
+    let staging = "pg_temp.dts_copy";
+    let target_sql = if job.keep_existing {
+        format!("{staging}{}", list(&target_columns))
+    } else {
+        format!("{target_table}{}", list(&target_columns))
+    };
+    // Types may differ from a table pgsync did not create: text then.
+    let format = if job.binary && !job.keep_existing {
+        " (format binary)"
+    } else {
+        ""
+    };
     dst.client
         .batch_execute("set session_replication_role = replica; begin")
         .await
         .map_err(dst.err("begin destination copy"))?;
+    if job.keep_existing {
+        let cols = if target_columns.is_empty() {
+            String::new()
+        } else {
+            target_columns.join(", ")
+        };
+        dst.client
+            .batch_execute(&format!(
+                "create temporary table dts_copy on commit drop as \
+                 select {cols} from {target_table} with no data"
+            ))
+            .await
+            .map_err(dst.err("create the staging table"))?;
+    }
     rate::take(qps, 1.0).await;
     let out = src
         .client
@@ -291,6 +359,22 @@ async fn copy_one(
         }
     }
     let rows = sink.as_mut().finish().await.map_err(dst.err("copy in"))?;
+    if job.keep_existing {
+        // Rows whose key exists on the destination are kept as they are.
+        let cols = target_columns.join(", ");
+        let sql = if target_columns.is_empty() {
+            format!("insert into {target_table} select from {staging} on conflict do nothing")
+        } else {
+            format!(
+                "insert into {target_table} ({cols}) overriding system value \
+                 select {cols} from {staging} on conflict do nothing"
+            )
+        };
+        dst.client
+            .batch_execute(&sql)
+            .await
+            .map_err(dst.err("insert the copied rows, keeping existing keys"))?;
+    }
     dst.client
         .batch_execute("commit")
         .await
