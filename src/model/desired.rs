@@ -161,6 +161,10 @@ pub struct TaskSpec {
     pub retry: RetrySpec,
     /// Rate limits of the copy and the stream.
     pub throttle: ThrottleSpec,
+    /// `publication = "NAME"`: stream from this publication, created and
+    /// owned by someone else (the DBA); pgsync never creates, alters or
+    /// drops it. `None`: pgsync creates and drops its own `dts_pub_<task>`.
+    pub publication: Option<String>,
 }
 
 /// The `throttle` block (the DTS speed limits). Every limit is optional and
