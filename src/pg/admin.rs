@@ -115,26 +115,49 @@ pub fn sequence_scope(objects: &[ObjectSelection]) -> (Vec<String>, Vec<String>)
     (schemas, tables)
 }
 
-/// The SQL condition on `pg_sequences q` for the sequences a selection
+/// The sequences of the database: `c` (pg_class), `n` (pg_namespace) and
+/// `s` (pg_sequence), for [`selected_sequences`].
+pub const SEQUENCES_FROM: &str = "from pg_class c
+           join pg_namespace n on n.oid = c.relnamespace
+           join pg_sequence s on s.seqrelid = c.oid";
+
+/// The condition on [`SEQUENCES_FROM`] for the sequences a selection
 /// takes, with the scope of [`sequence_scope`] as text-array parameters
 /// `$schemas` and `$tables` (their numbers), leaving out pgsync's own.
+/// Goes by OID, never by name: looking a name up needs USAGE on its schema.
 pub fn selected_sequences(schemas: u8, tables: u8) -> String {
     format!(
-        "(q.schemaname = any(${schemas})
-          or exists (select 1 from pg_depend d
-                       join pg_class c on c.oid = d.refobjid
-                       join pg_namespace n on n.oid = c.relnamespace
-                      where d.objid = to_regclass(format('%I.%I', q.schemaname, q.sequencename))
-                        and d.classid = 'pg_class'::regclass and d.deptype in ('a', 'i')
-                        and n.nspname || '.' || c.relname = any(${tables})))
-         and not (q.schemaname = 'public' and q.sequencename like 'dts\\_%')"
+        "c.relkind = 'S'
+            and (n.nspname::text = any(${schemas})
+                 or exists (select 1 from pg_depend d
+                              join pg_class t on t.oid = d.refobjid
+                              join pg_namespace tn on tn.oid = t.relnamespace
+                             where d.objid = c.oid
+                               and d.classid = 'pg_class'::regclass and d.deptype in ('a', 'i')
+                               and tn.nspname::text || '.' || t.relname::text = any(${tables})))
+            and not (n.nspname = 'public' and c.relname like 'dts\\_%')"
     )
 }
+
+/// Whether the role may read sequence `c` (SELECT on it). In a `case` so
+/// the planner never calls it on a relation that is not a sequence (which
+/// is an error), whatever order it evaluates the conditions in.
+pub const READABLE: &str =
+    "case when c.relkind = 'S' then has_sequence_privilege(c.oid, 'select') else false end";
+
+/// Position columns for [`selected_sequences`] rows the role may read:
+/// `last_value` (the start value when never called) and `is_called`.
+const POSITION: &str = "coalesce(v.last, s.seqstart), v.last is not null";
+/// The lateral read of a readable sequence's last value (`null` when it
+/// was never called or may not be read).
+const LAST_VALUE: &str = "cross join lateral (select case when c.relkind <> 'S' then null
+                                                  when has_sequence_privilege(c.oid, 'select')
+                                                  then pg_sequence_last_value(c.oid) end as last) v";
 
 /// Records the current position of every sequence the task selects that
 /// the role may read (SELECT on it) in `public.dts_sequence_state`,
 /// writing only rows that changed. Unreadable sequences are left out (the
-/// precheck names them): `pg_sequences` shows no position for them.
+/// precheck names them).
 ///
 /// # Errors
 /// [`PgError`].
@@ -147,17 +170,16 @@ pub async fn record_sequences(
     src.client
         .execute(
             &format!(
-                "insert into {t} as s (task_name, seq_schema, seq_name, last_value, is_called)
-                 select $1, q.schemaname, q.sequencename, coalesce(q.last_value, q.start_value),
-                        q.last_value is not null
-                   from pg_sequences q
+                "insert into {t} as s2 (task_name, seq_schema, seq_name, last_value, is_called)
+                 select $1, n.nspname, c.relname, {POSITION}
+                   {SEQUENCES_FROM} {LAST_VALUE}
                   where {selected}
-                    and has_sequence_privilege(format('%I.%I', q.schemaname, q.sequencename), 'select')
+                    and {READABLE}
                  on conflict (task_name, seq_schema, seq_name) do update
                     set last_value = excluded.last_value, is_called = excluded.is_called
-                  where (s.last_value, s.is_called) is distinct from (excluded.last_value, excluded.is_called)",
+                  where (s2.last_value, s2.is_called) is distinct from (excluded.last_value, excluded.is_called)",
                 t = sequence_table(),
-                selected = selected_sequences(2, 3)
+                selected = selected_sequences(2, 3),
             ),
             &[&task, &schemas, &tables],
         )
@@ -198,11 +220,10 @@ pub async fn sequence_positions(
         .client
         .query(
             &format!(
-                "select q.schemaname::text, q.sequencename::text,
-                        coalesce(q.last_value, q.start_value), q.last_value is not null
-                   from pg_sequences q
+                "select n.nspname::text, c.relname::text, {POSITION}
+                   {SEQUENCES_FROM} {LAST_VALUE}
                   where {}
-                    and has_sequence_privilege(format('%I.%I', q.schemaname, q.sequencename), 'select')
+                    and {READABLE}
                   order by 1, 2",
                 selected_sequences(1, 2)
             ),

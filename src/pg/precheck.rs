@@ -63,6 +63,10 @@ impl Check {
 pub struct SourceTable {
     /// Its name.
     pub name: QualifiedName,
+    /// `pg_class.oid` on the source. Privilege and publication checks go
+    /// by OID: looking a name up needs USAGE on its schema, which is what
+    /// some of them report missing.
+    pub oid: u32,
     /// Has a key the stream can identify rows by: a non-deferrable primary
     /// key (identity DEFAULT or FULL) or the REPLICA IDENTITY USING INDEX index.
     pub has_key: bool,
@@ -89,7 +93,8 @@ pub async fn resolve_tables(
             "select n.nspname, c.relname, c.relkind::text, c.relreplident::text,
                     exists (select 1 from pg_index i where i.indrelid = c.oid and i.indimmediate
                             and ((c.relreplident in ('d', 'f') and i.indisprimary)
-                                 or (c.relreplident = 'i' and i.indisreplident)))
+                                 or (c.relreplident = 'i' and i.indisreplident))),
+                    c.oid
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
               where c.relkind in ('r', 'p') and not c.relispartition is null
                 and n.nspname not in ('pg_catalog', 'information_schema')
@@ -114,6 +119,7 @@ pub async fn resolve_tables(
             relkind: kind.chars().next().unwrap_or('r'),
             replica_identity: ri.chars().next().unwrap_or('d'),
             has_key: row.get(4),
+            oid: row.get(5),
         });
     }
     let missing = objects
@@ -269,31 +275,65 @@ pub async fn source_checks(
             "check the schema and table blocks of the task",
         ));
     }
+    // Reading a table needs SELECT on it and USAGE on its schema.
+    let rows = source
+        .client
+        .query(
+            "select n.nspname::text, c.relname::text, has_table_privilege(c.oid, 'select'),
+                    has_schema_privilege(n.oid, 'usage')
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where c.oid = any($1::oid[])
+              order by 1, 2",
+            &[&oids(tables)],
+        )
+        .await
+        .map_err(source.err("check table privileges"))?;
     let mut unreadable = Vec::new();
-    for t in tables {
-        let ok: bool = source
-            .client
-            .query_one(
-                "select has_table_privilege(format('%I.%I', $1::text, $2::text), 'select')",
-                &[&t.name.schema, &t.name.name],
-            )
-            .await
-            .map_err(source.err("check table privileges"))?
-            .get(0);
-        if !ok {
-            unreadable.push(t.name.to_string());
+    let mut no_usage: Vec<String> = Vec::new();
+    for r in &rows {
+        let name = QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+        if !r.get::<_, bool>(3) && !no_usage.contains(&name.schema) {
+            no_usage.push(name.schema.clone());
+        }
+        if !r.get::<_, bool>(2) {
+            unreadable.push(name);
         }
     }
-    checks.push(if unreadable.is_empty() {
+    checks.push(if unreadable.is_empty() && no_usage.is_empty() {
         Check::pass(
             "source.select_privilege",
             format!("{} readable", crate::model::counted(tables.len(), "table")),
         )
     } else {
+        let role: String = q("select current_user::text").await?.get(0);
+        let r = crate::sql::ident(&role);
+        let mut found = Vec::new();
+        let mut grants = Vec::new();
+        if !no_usage.is_empty() {
+            found.push(format!("no USAGE on schema {}", no_usage.join(", ")));
+            let quoted: Vec<String> = no_usage.iter().map(|s| crate::sql::ident(s)).collect();
+            grants.push(format!(
+                "grant usage on schema {} to {r};",
+                quoted.join(", ")
+            ));
+        }
+        if !unreadable.is_empty() {
+            found.push(format!(
+                "no SELECT privilege on: {}",
+                plain_list(&unreadable)
+            ));
+            grants.push(format!(
+                "grant select on {} to {r};",
+                quoted_list(&unreadable)
+            ));
+        }
         Check::fail(
             "source.select_privilege",
-            format!("no SELECT privilege on: {}", unreadable.join(", ")),
-            "grant select on those tables to the source role",
+            format!(
+                "role {role} cannot read every selected table: {}",
+                found.join("; ")
+            ),
+            format!("run on the source: `{}`", grants.join(" ")),
         )
     });
     if incremental {
@@ -505,11 +545,12 @@ pub async fn inspect_publication(
     }
     let no_truncate = !row.get::<_, bool>(3);
     let via_root: bool = row.get(4);
-    let schemas: Vec<&str> = tables.iter().map(|t| t.name.schema.as_str()).collect();
-    let names: Vec<&str> = tables.iter().map(|t| t.name.name.as_str()).collect();
-    let leaves: Vec<&SourceTable> = tables.iter().filter(|t| t.relkind == 'r').collect();
-    let leaf_schemas: Vec<&str> = leaves.iter().map(|t| t.name.schema.as_str()).collect();
-    let leaf_names: Vec<&str> = leaves.iter().map(|t| t.name.name.as_str()).collect();
+    let all = oids(tables);
+    let leaves: Vec<u32> = tables
+        .iter()
+        .filter(|t| t.relkind == 'r')
+        .map(|t| t.oid)
+        .collect();
     // pg_publication_tables expands FOR ALL TABLES, FOR TABLES IN SCHEMA and
     // partitioned tables (as leaves, or as the root with
     // publish_via_partition_root); pg_partition_ancestors() lists a
@@ -517,17 +558,18 @@ pub async fn inspect_publication(
     let unpublished = source
         .client
         .query(
-            "select t.s, t.n from unnest($2::text[], $3::text[]) as t(s, n)
-              where not exists (
+            "select n.nspname::text, c.relname::text
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where c.oid = any($2::oid[])
+                and not exists (
                     select 1 from pg_publication_tables p
+                      join pg_namespace pn on pn.nspname = p.schemaname
+                      join pg_class pc on pc.relnamespace = pn.oid and pc.relname = p.tablename
                      where p.pubname = $1
-                       and (to_regclass(format('%I.%I', p.schemaname, p.tablename))
-                                = to_regclass(format('%I.%I', t.s, t.n))
-                            or to_regclass(format('%I.%I', p.schemaname, p.tablename)) in (
-                                select a.relid from pg_partition_ancestors(
-                                           to_regclass(format('%I.%I', t.s, t.n))) a)))
+                       and (pc.oid = c.oid
+                            or pc.oid in (select a.relid from pg_partition_ancestors(c.oid) a)))
               order by 1, 2",
-            &[&name, &leaf_schemas, &leaf_names],
+            &[&name, &leaves],
         )
         .await
         .map_err(source.err("compare the publication with the selected tables"))?
@@ -545,9 +587,9 @@ pub async fn inspect_publication(
                    join pg_class c on c.oid = pr.prrelid
                    join pg_namespace n on n.oid = c.relnamespace
                   where p.pubname = $1 and (pr.prqual is not null or pr.prattrs is not null)
-                    and (n.nspname::text, c.relname::text) in (select * from unnest($2::text[], $3::text[]))
+                    and pr.prrelid = any($2::oid[])
                   order by 1, 2",
-                &[&name, &schemas, &names],
+                &[&name, &all],
             )
             .await
             .map_err(source.err("look for row filters and column lists"))?
@@ -567,18 +609,15 @@ pub async fn inspect_publication(
         source
             .client
             .query(
-                "select t.s, t.n from unnest($1::text[], $2::text[]) as t(s, n)
-                   join pg_class c on c.oid = to_regclass(format('%I.%I', t.s, t.n))
-                  where c.relispartition
+                "select n.nspname::text, c.relname::text
+                   from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                  where c.oid = any($1::oid[]) and c.relispartition
                     and not exists (
                         select 1 from pg_partition_ancestors(c.oid) a
                           join pg_class ac on ac.oid = a.relid
-                          join pg_namespace an on an.oid = ac.relnamespace
-                         where not ac.relispartition
-                           and (an.nspname::text, ac.relname::text) in
-                               (select * from unnest($1::text[], $2::text[])))
+                         where not ac.relispartition and ac.oid = any($1::oid[]))
                   order by 1, 2",
-                &[&schemas, &names],
+                &[&all],
             )
             .await
             .map_err(source.err("look for partitions published via their root"))?
@@ -596,6 +635,10 @@ pub async fn inspect_publication(
         filtered,
         via_unselected_root,
     }))
+}
+
+fn oids(tables: &[SourceTable]) -> Vec<u32> {
+    tables.iter().map(|t| t.oid).collect()
 }
 
 /// A list of quoted qualified names: `"s"."a", "s"."b"`.
@@ -744,16 +787,14 @@ pub async fn own_publication_check(
             format!("role {role} is a superuser: apply creates publication {publication}"),
         ));
     }
-    let schemas: Vec<&str> = tables.iter().map(|t| t.name.schema.as_str()).collect();
-    let names: Vec<&str> = tables.iter().map(|t| t.name.name.as_str()).collect();
     let not_owned: Vec<QualifiedName> = source
         .client
         .query(
-            "select t.s, t.n from unnest($1::text[], $2::text[]) as t(s, n)
-               join pg_class c on c.oid = to_regclass(format('%I.%I', t.s, t.n))
-              where not pg_has_role(c.relowner, 'usage')
+            "select n.nspname::text, c.relname::text
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where c.oid = any($1::oid[]) and not pg_has_role(c.relowner, 'usage')
               order by 1, 2",
-            &[&schemas, &names],
+            &[&oids(tables)],
         )
         .await
         .map_err(source.err("check table ownership"))?
@@ -873,12 +914,13 @@ pub async fn sequence_privilege_check(
         .client
         .query(
             &format!(
-                "select q.schemaname::text, q.sequencename::text
-                   from pg_sequences q
+                "select n.nspname::text, c.relname::text {}
                   where {}
-                    and not has_sequence_privilege(format('%I.%I', q.schemaname, q.sequencename), 'select')
+                    and not {}
                   order by 1, 2",
-                super::admin::selected_sequences(1, 2)
+                super::admin::SEQUENCES_FROM,
+                super::admin::selected_sequences(1, 2),
+                super::admin::READABLE
             ),
             &[&schemas, &tables],
         )
