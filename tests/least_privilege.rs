@@ -411,14 +411,35 @@ async fn without_a_publication_the_precheck_names_the_missing_grant_and_the_fix(
             "fix: run on the source as the tables' owner or a superuser: `alter publication \"pgsync_lp2\" add table \"public\".\"orders\";`",
         ],
     );
+    // A table in a schema the role may not use: both grants are named.
+    let hcl = std::fs::read_to_string(ws.path().join("pgsync.hcl")).unwrap();
+    std::fs::write(
+        ws.path().join("pgsync.hcl"),
+        hcl.replace(
+            "  schema \"public\" {}\n",
+            "  schema \"public\" {}\n  table \"ops.audit\" {}\n",
+        ),
+    )
+    .unwrap();
+    let out = run(&ws, &["precheck"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_contains(
+        &stderr(&out),
+        &[
+            "precheck [FAIL] source.select_privilege: role replicator cannot read every selected table: no USAGE on schema ops; no SELECT privilege on: ops.audit",
+            "fix: run on the source: `grant usage on schema \"ops\" to \"replicator\"; grant select on \"ops\".\"audit\" to \"replicator\";`",
+            "precheck [FAIL] source.publication: publication \"pgsync_lp2\" does not publish these selected tables: ops.audit, public.orders",
+        ],
+    );
 }
 
 /// The tables' owner, without superuser and without CREATE on schema
 /// `public` (PostgreSQL 15's default): pgsync creates its own publication,
 /// no helper table, and the heartbeat and sequence positions travel as
-/// logical messages; destroy leaves nothing.
+/// logical messages; destroy leaves nothing. Granted CREATE on `public`, the
+/// next task uses (and destroy removes) the helper tables.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_tables_owner_gets_pgsyncs_publication_and_no_helper_tables() {
+async fn the_tables_owner_gets_pgsyncs_publication_and_helper_tables_only_with_create_on_public() {
     let pair = Pair::start();
     prepare_source(&pair, false);
     pair.source
@@ -505,13 +526,50 @@ async fn the_tables_owner_gets_pgsyncs_publication_and_no_helper_tables() {
     let out = run(&ws, &["destroy", "--auto-approve"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_contains(&stderr(&out), &["dropping publication dts_pub_own"]);
-    assert_eq!(
-        column(
-            &src,
-            "select (select count(*) from pg_publication) + (select count(*) from pg_replication_slots)
-                  + (select count(*) from pg_class where relname like 'dts\\_%')"
-        )
-        .await,
-        [Some("0".to_owned())]
+    let traces =
+        "select (select count(*) from pg_publication) + (select count(*) from pg_replication_slots)
+                       + (select count(*) from pg_class where relname like 'dts\\_%')";
+    assert_eq!(column(&src, traces).await, [Some("0".to_owned())]);
+
+    // With CREATE on schema public the helper tables are used (and
+    // published), and sequence positions travel through them.
+    exec(&src, "grant create on schema public to owner_rep").await;
+    exec(
+        &dst,
+        "drop table customers, orders cascade; drop table if exists dts_apply_progress",
+    )
+    .await;
+    let out = run(&ws, &["apply", "--auto-approve", "--exit-when-caught-up"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_contains(
+        &stderr(&out),
+        &[
+            "precheck [pass] source.heartbeat: heartbeat and sequence positions travel through public.dts_postgres_heartbeat and public.dts_sequence_state (created by apply)",
+            "creating heartbeat tables public.dts_postgres_heartbeat and public.dts_sequence_state",
+        ],
     );
+    assert_eq!(
+        column(&src, "select string_agg(schemaname || '.' || tablename, ',' order by schemaname, tablename) from pg_publication_tables where pubname = 'dts_pub_own'").await,
+        [Some("public.customers,public.dts_postgres_heartbeat,public.dts_sequence_state,public.orders".to_owned())]
+    );
+    let mut apply = spawn(&ws, &["apply", "--auto-approve"], "tables");
+    exec(
+        &src,
+        "select nextval('customers_id_seq') from generate_series(1, 5)",
+    )
+    .await;
+    wait_for(
+        &dst,
+        "select last_value = 362 and is_called from customers_id_seq",
+        30,
+        "the sequence position arrives through public.dts_sequence_state",
+    )
+    .await;
+    stop_gracefully(&ws, &mut apply, "tables");
+    assert_eq!(
+        column(&src, "select count(*) from dts_sequence_state where task_name = 'own' and seq_name = 'customers_id_seq' and last_value = 362").await,
+        [Some("1".to_owned())]
+    );
+    expect_exit(&run(&ws, &["destroy", "--auto-approve"]), 0);
+    assert_eq!(column(&src, traces).await, [Some("0".to_owned())]);
 }
