@@ -12,6 +12,10 @@ use crate::support::cli::{Workspace, expect_exit, stop_gracefully, text};
 use crate::support::pg::{Pair, column, connect, exec, pair_majors};
 use crate::support::sync::{assert_converges, digests};
 
+/// The DBA's publication: a comma (`publication_names` is a list), double
+/// quotes and capitals, so every place that names it must quote it.
+const PUBLICATION: &str = "App,Pub \"1\"";
+
 /// The replicator's SCRAM password (given to pgsync as `env("SRC_PASSWORD")`).
 const PASSWORD: &str = "rep-Secret-4711";
 
@@ -41,7 +45,7 @@ fn prepare_source(pair: &Pair, publication: bool) {
                      {}",
                     if publication {
                         // Also publishes a table the task does not select.
-                        "create publication app_pub for table public.customers, public.orders, ops.audit;"
+                        "create publication \"App,Pub \"\"1\"\"\" for table public.customers, public.orders, ops.audit;"
                     } else {
                         ""
                     }
@@ -84,7 +88,10 @@ task "{task}" {{
 "#,
         pair.source.port(),
         pair.destination.port(),
-        publication.map_or(String::new(), |p| format!("  publication = \"{p}\""))
+        publication.map_or(String::new(), |p| format!(
+            "  publication = \"{}\"",
+            p.replace('\\', "\\\\").replace('"', "\\\"")
+        ))
     ))
 }
 
@@ -138,20 +145,20 @@ async fn wait_for(client: &tokio_postgres::Client, sql: &str, secs: u64, what: &
 /// Objects pgsync could have left on the source: publications other than
 /// the DBA's, `dts_*` relations, functions and event triggers.
 const PGSYNC_TRACES: &str =
-    "select (select count(*) from pg_publication where pubname <> 'app_pub')
+    "select (select count(*) from pg_publication where pubname <> 'App,Pub \"1\"')
          + (select count(*) from pg_class where relname like 'dts\\_%')
          + (select count(*) from pg_proc where proname like 'dts\\_%')
          + (select count(*) from pg_event_trigger)";
 
 const APP_PUB_TABLES: &str =
     "select string_agg(schemaname || '.' || tablename, ',' order by schemaname, tablename)
-       from pg_publication_tables where pubname = 'app_pub'";
+       from pg_publication_tables where pubname = 'App,Pub \"1\"'";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replication_role_with_select_only_streams_from_the_dbas_publication() {
     let pair = Pair::start();
     prepare_source(&pair, true);
-    let ws = workspace(&pair, "lp", Some("app_pub"));
+    let ws = workspace(&pair, "lp", Some(PUBLICATION));
     let src = connect(&pair.source, "app").await;
     let dst = connect(&pair.destination, "app").await;
 
@@ -161,8 +168,8 @@ async fn a_replication_role_with_select_only_streams_from_the_dbas_publication()
     assert_contains(
         &plan,
         &[
-            "# task.lp will be created: slot dts_sync_lp reading publication \"app_pub\" (not created by pgsync), heartbeat, schema, full copy, stream",
-            "      + publication        = \"app_pub\"",
+            "# task.lp will be created: slot dts_sync_lp reading publication \"App,Pub \\\"1\\\"\" (not created by pgsync), heartbeat, schema, full copy, stream",
+            "      + publication        = \"App,Pub \\\"1\\\"\"",
             "Plan: 1 to add, 0 to change, 0 to destroy.",
         ],
     );
@@ -174,7 +181,7 @@ async fn a_replication_role_with_select_only_streams_from_the_dbas_publication()
         &stderr(&out),
         &[
             "precheck [pass] source.role_replication: role replicator may replicate",
-            "precheck [pass] source.publication: publication \"app_pub\" publishes all 2 selected tables (created outside pgsync: never altered or dropped by it)",
+            "precheck [pass] source.publication: publication \"App,Pub \\\"1\\\"\" publishes all 2 selected tables (created outside pgsync: never altered or dropped by it)",
             if contents_arrive() {
                 "precheck [pass] source.heartbeat: the publication is not pgsync's (no helper table can join it): heartbeat and sequence positions travel as logical messages (pg_logical_emit_message); nothing is created on the source"
             } else {
@@ -184,7 +191,7 @@ async fn a_replication_role_with_select_only_streams_from_the_dbas_publication()
             "fix: run on the source: `grant select on sequence \"public\".\"customers_id_seq\", \"public\".\"orders_id_seq\" to \"replicator\";`",
             "precheck [pass] source.select_privilege: 2 tables readable",
             "precheck [WARN] source.ddl_capture: DDL capture publishes its own table",
-            "streaming from publication \"app_pub\" (created outside pgsync: never altered or dropped by it)",
+            "streaming from publication \"App,Pub \\\"1\\\"\" (created outside pgsync: never altered or dropped by it)",
             "schema warning: sequence \"public\".\"customers_id_seq\": the source role may not read its position",
         ],
     );
@@ -284,7 +291,7 @@ async fn a_replication_role_with_select_only_streams_from_the_dbas_publication()
     assert_contains(
         &log,
         &[
-            "skipping changes to ops.audit: publication \"app_pub\" publishes it, the task does not select it",
+            "skipping changes to ops.audit: publication \"App,Pub \\\"1\\\"\" publishes it, the task does not select it",
         ],
     );
     // Both sides hold the same rows, table by table.
@@ -299,15 +306,15 @@ async fn a_replication_role_with_select_only_streams_from_the_dbas_publication()
     let hcl = std::fs::read_to_string(ws.path().join("pgsync.hcl")).unwrap();
     std::fs::write(
         ws.path().join("pgsync.hcl"),
-        hcl.replace("  publication = \"app_pub\"\n", ""),
+        hcl.replace("  publication = \"App,Pub \\\"1\\\"\"\n", ""),
     )
     .unwrap();
     let out = run(&ws, &["plan", "--detailed-exitcode"]);
     assert_contains(
         &expect_exit(&out, 2),
         &[
-            "# task.lp must be replaced: the stream moves from publication \"app_pub\" to pgsync's own publication; a new slot and snapshot are needed, forces re-sync",
-            "      - publication        = \"app_pub\"",
+            "# task.lp must be replaced: the stream moves from publication \"App,Pub \\\"1\\\"\" to pgsync's own publication; a new slot and snapshot are needed, forces re-sync",
+            "      - publication        = \"App,Pub \\\"1\\\"\"",
             "Plan: 1 to add, 0 to change, 1 to destroy.",
         ],
     );
@@ -319,7 +326,7 @@ async fn a_replication_role_with_select_only_streams_from_the_dbas_publication()
     assert_contains(
         &format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out)),
         &[
-            "leaving publication \"app_pub\" in place: it was created outside pgsync (the task's `publication`)",
+            "leaving publication \"App,Pub \\\"1\\\"\" in place: it was created outside pgsync (the task's `publication`)",
         ],
     );
     assert_eq!(
