@@ -11,6 +11,7 @@ mod e2e_pagila;
 mod hostile_names;
 mod killpoints;
 mod large_transaction;
+mod least_privilege;
 mod reconnect;
 mod routes;
 mod scenarios;

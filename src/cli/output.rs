@@ -169,7 +169,7 @@ async fn live_lag(d: &DesiredState, r: &crate::state::TaskRecord, t: &mut TaskSt
         .client
         .query_opt(
             &format!(
-                "select extract(epoch from now() - heartbeat_time)::float8 from {} where task_name = $1",
+                "select extract(epoch from now() - coalesce(heartbeat_time, source_commit_time))::float8 from {} where task_name = $1",
                 crate::sql::qualified(crate::sql::helpers::SCHEMA, crate::sql::helpers::PROGRESS_TABLE)
             ),
             &[&r.name],

@@ -66,6 +66,7 @@ const TASK: Shape = Shape {
         "sync_types",
         "conflicting_tables",
         "name_case",
+        "publication",
     ],
     blocks: &["schema", "table", "mapping", "retry", "throttle"],
     planned: &["tags", "alert"],
@@ -747,6 +748,7 @@ impl Decoder<'_> {
             .into_iter()
             .partition(|b| b.ident.as_str() == "mapping");
         let mappings = self.mappings(ev, file, &mapping_blocks, &ctx);
+        let publication = self.field(&a, "publication", false, publication_name);
         let (retry_blocks, blocks): (Vec<&Block>, Vec<&Block>) = blocks
             .into_iter()
             .partition(|b| b.ident.as_str() == "retry");
@@ -789,21 +791,40 @@ impl Decoder<'_> {
                 return None;
             }
         }
+        let publication = publication.or_none()?;
+        let sync_types = sync_types.or(SyncTypes {
+            schema: true,
+            full: true,
+            incremental: true,
+        })?;
+        if publication.is_some() && !sync_types.incremental {
+            let at = a
+                .map
+                .get("publication")
+                .map_or(block_start(decl.block), |attr| span_start(*attr, 0));
+            self.push(
+                file,
+                at,
+                format!(
+                    "`publication` in {ctx} needs \"incremental\" in `sync_types`: only the \
+                     stream reads a publication"
+                ),
+                Some("add \"incremental\" to sync_types, or remove `publication`".to_owned()),
+            );
+            return None;
+        }
         Some(TaskSpec {
             name: decl.name.clone(),
             source: source?.0,
             destination: destination?.0,
-            sync_types: sync_types.or(SyncTypes {
-                schema: true,
-                full: true,
-                incremental: true,
-            })?,
+            sync_types,
             conflicting_tables: conflicting.or(ConflictMode::default())?,
             objects: objects?,
             retry: retry?,
             throttle: throttle?,
             mappings: mappings?,
             name_case: name_case.or(NameCase::default())?,
+            publication,
         })
     }
 
@@ -1283,6 +1304,24 @@ fn rate(value: &Value, sensitive: bool, subject: &str) -> Result<f64, Complaint>
                 ),
             )
         })
+}
+
+/// `publication`: the name of an existing publication on the source, as
+/// `pg_publication.pubname` spells it (case and all): 1 to 63 bytes, no NUL.
+fn publication_name(value: &Value, sensitive: bool, subject: &str) -> Result<String, Complaint> {
+    let name = non_empty(value, sensitive, subject)?;
+    if name.len() > 63 || name.contains('\0') {
+        return Err((
+            format!(
+                "{subject} must be a PostgreSQL name of at most 63 bytes without NUL characters"
+            ),
+            Some(
+                "write the name exactly as `select pubname from pg_publication` shows it"
+                    .to_owned(),
+            ),
+        ));
+    }
+    Ok(name)
 }
 
 fn port(value: &Value, sensitive: bool, subject: &str) -> Result<u16, Complaint> {

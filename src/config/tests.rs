@@ -109,6 +109,7 @@ fn valid_directory_parses_to_the_exact_state() {
         throttle: Default::default(),
         mappings: vec![],
         name_case: Default::default(),
+        publication: None,
     };
     let archive = TaskSpec {
         name: "archive-2024".into(),
@@ -136,6 +137,7 @@ fn valid_directory_parses_to_the_exact_state() {
         throttle: Default::default(),
         mappings: vec![],
         name_case: Default::default(),
+        publication: None,
     };
     let want = DesiredState {
         endpoints: [("dst".to_owned(), dst), ("src".to_owned(), src)].into(),
@@ -188,6 +190,7 @@ task "t" {{
         }
     );
     assert_eq!(task.conflicting_tables, ConflictMode::Ignore);
+    assert_eq!(task.publication, None);
     // The label splits on the first '.': the table name keeps the rest.
     assert_eq!(
         task.objects,
@@ -229,7 +232,8 @@ fn error_cases() -> Vec<ErrorCase> {
             )],
             plain(),
             "a.hcl:14:3: unknown attribute `colour` in task \"t\"\n  hint: task blocks take \
-             `source`, `destination`, `sync_types`, `conflicting_tables` and `name_case`",
+             `source`, `destination`, `sync_types`, `conflicting_tables`, `name_case` and \
+             `publication`",
         ),
         (
             "unknown top-level block",
@@ -388,7 +392,8 @@ fn error_cases() -> Vec<ErrorCase> {
             plain(),
             "a.hcl:1:18: syntax error: invalid block body; expected `}`, newline or identifier\n\
              b.hcl:14:3: unknown attribute `user` in task \"t\"\n  hint: task blocks take \
-             `source`, `destination`, `sync_types`, `conflicting_tables` and `name_case`",
+             `source`, `destination`, `sync_types`, `conflicting_tables`, `name_case` and \
+             `publication`",
         ),
         (
             "attribute set twice",
@@ -956,4 +961,64 @@ fn throttle_limits_are_optional_positive_numbers() {
         "{err}"
     );
     assert!(err.contains("bogus"), "{err}");
+}
+
+#[test]
+fn publication_names_an_existing_publication_and_needs_incremental() {
+    let task = |body: &str| {
+        format!(
+            "endpoint \"a\" {{\n  host = \"h\"\n  database = \"d\"\n  user = \"u\"\n}}\n\
+             endpoint \"b\" {{\n  host = \"h2\"\n  database = \"d\"\n  user = \"u\"\n}}\n\
+             task \"t\" {{\n  source = endpoint.a\n  destination = endpoint.b\n  schema \"public\" {{}}\n{body}}}\n"
+        )
+    };
+    let state = parse_files(
+        &[("t.hcl".into(), task("  publication = \"App Pub\"\n"))],
+        &Inputs::default(),
+    )
+    .unwrap();
+    assert_eq!(state.tasks["t"].publication.as_deref(), Some("App Pub"));
+
+    let err = parse_files(
+        &[(
+            "t.hcl".into(),
+            task("  sync_types = [\"full\"]\n  publication = \"app_pub\"\n"),
+        )],
+        &Inputs::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "t.hcl:16:3: `publication` in task \"t\" needs \"incremental\" in `sync_types`: only \
+         the stream reads a publication\n  hint: add \"incremental\" to sync_types, or remove \
+         `publication`"
+    );
+
+    let long = "p".repeat(64);
+    let err = parse_files(
+        &[(
+            "t.hcl".into(),
+            task(&format!("  publication = \"{long}\"\n")),
+        )],
+        &Inputs::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "t.hcl:15:17: `publication` in task \"t\" must be a PostgreSQL name of at most 63 \
+         bytes without NUL characters\n  hint: write the name exactly as `select pubname from \
+         pg_publication` shows it"
+    );
+    let err = parse_files(
+        &[("t.hcl".into(), task("  publication = \"\"\n"))],
+        &Inputs::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`publication` in task \"t\" must not be empty"),
+        "{err}"
+    );
 }

@@ -1,4 +1,5 @@
-//! Removing a task: its slot, publication and heartbeat row on the source,
+//! Removing a task: its slot, publication (unless it was created outside
+//! pgsync: the task's `publication` attribute) and heartbeat row on the source,
 //! its progress row on the destination, and (only when asked) the
 //! destination tables it created. Every step is idempotent, so an
 //! interrupted destroy is simply run again.
@@ -55,9 +56,15 @@ pub async fn destroy_task(
         step(format!("dropping replication slot {slot}"));
         admin::drop_slot(&src, slot).await?;
     }
-    if let Some(publication) = &record.publication {
-        step(format!("dropping publication {publication}"));
-        admin::drop_publication(&src, publication).await?;
+    match &record.publication {
+        Some(publication) if record.publication_external => step(format!(
+            "leaving publication {publication:?} in place: it was created outside pgsync (the task's `publication`)"
+        )),
+        Some(publication) => {
+            step(format!("dropping publication {publication}"));
+            admin::drop_publication(&src, publication).await?;
+        }
+        None => {}
     }
     if record.ddl_capture
         && let Some(publication) = &record.publication

@@ -47,8 +47,14 @@ pub async fn prechecks(
         &src,
         &tables,
         &missing,
-        i64::from(incremental && !has_slot),
-        incremental,
+        precheck::SourceCheckInput {
+            task: &spec.name,
+            objects: &spec.objects,
+            publication: spec.publication.as_deref(),
+            slots_needed: i64::from(incremental && !has_slot),
+            incremental,
+            schema: spec.sync_types.schema,
+        },
     )
     .await?;
     checks.extend(crate::pg::routes::route_checks(&src, spec, &tables).await?);
@@ -151,6 +157,12 @@ pub(super) async fn run(
     record.name_case = spec.name_case;
     record.sync_types = spec.sync_types;
     record.conflicting_tables = spec.conflicting_tables;
+    if let Some(p) = &spec.publication {
+        // Not pgsync's: recorded at once, so the plan compares it and
+        // destroy knows to leave it.
+        record.publication = Some(p.clone());
+        record.publication_external = true;
+    }
     record.phase = TaskPhase::Precheck;
     recorder.put(record.clone())?;
 
@@ -202,16 +214,27 @@ pub(super) async fn run(
     let snapshot_name;
     let mut _exporter = None;
     if spec.sync_types.incremental {
-        let publication = publication_name_for_task(task);
+        let external = spec.publication.is_some();
+        let publication = spec
+            .publication
+            .clone()
+            .unwrap_or_else(|| publication_name_for_task(task));
+        // Helper tables created by an earlier, interrupted run are used again.
+        let helper_tables =
+            !external && (record.heartbeat || precheck::can_create_helper_tables(&src).await?);
         recorder.update(task, |r| {
             r.publication = Some(publication.clone());
-            r.heartbeat = true;
+            r.publication_external = external;
+            r.heartbeat = helper_tables;
         })?;
-        step(format!(
-            "creating heartbeat table public.dts_postgres_heartbeat and publication {publication}"
-        ));
-        admin::ensure_heartbeat(&src, task).await?;
-        let capture = ddl_capture::can_capture(&src).await?;
+        if helper_tables {
+            step("creating heartbeat tables public.dts_postgres_heartbeat and public.dts_sequence_state".into());
+            admin::ensure_heartbeat(&src, task).await?;
+        } else {
+            step("heartbeat and sequence positions travel as logical messages (pg_logical_emit_message); no helper table on the source".into());
+        }
+        let superuser = ddl_capture::can_capture(&src).await?;
+        let capture = superuser && !external;
         if capture {
             recorder.update(task, |r| r.ddl_capture = true)?;
             step(
@@ -219,17 +242,35 @@ pub(super) async fn run(
             );
             ddl_capture::install(&src, &publication, &spec.objects).await?;
         } else {
+            let (detail, fix) = if external {
+                (
+                    format!("DDL capture publishes its own table and adds new tables to the publication, and publication {publication:?} is not pgsync's to alter; DDL will not be replicated"),
+                    "leave `publication` out (with a superuser source role) to replicate DDL; otherwise apply schema changes to the destination yourself before the source".to_owned(),
+                )
+            } else {
+                (
+                    "the source role is not a superuser, so no event trigger can capture DDL; DDL will not be replicated".to_owned(),
+                    "connect to the source as a superuser to replicate DDL".to_owned(),
+                )
+            };
             report(Event::Check {
                 task: task.to_owned(),
                 check: Check {
                     name: "source.ddl_capture",
                     status: CheckStatus::Warn,
-                    detail: "the source role is not a superuser, so no event trigger can capture DDL; DDL will not be replicated".into(),
-                    fix: Some("connect to the source as a superuser to replicate DDL".into()),
+                    detail,
+                    fix: Some(fix),
                 },
             });
         }
-        admin::create_publication(&src, &publication, &all, capture).await?;
+        if external {
+            step(format!(
+                "streaming from publication {publication:?} (created outside pgsync: never altered or dropped by it)"
+            ));
+        } else {
+            step(format!("creating publication {publication}"));
+            admin::create_publication(&src, &publication, &all, helper_tables, capture).await?;
+        }
 
         let slot = slot_name_for_task(task);
         recorder.update(task, |r| r.slot = Some(slot.clone()))?;
@@ -302,6 +343,9 @@ pub(super) async fn run(
             .batch_execute("commit")
             .await
             .map_err(src.err("end schema snapshot"))?;
+        for w in &generated.warnings {
+            step(format!("schema warning: {w}"));
+        }
         // The objects are recorded just before the schema transaction
         // commits: if they all exist, it committed and only the record of
         // that was lost.

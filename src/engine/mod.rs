@@ -114,6 +114,19 @@ pub enum EngineError {
         /// Slot name.
         slot: String,
     },
+    /// The publication made outside pgsync (the task's `publication`) is
+    /// gone or no longer publishes what the task copied.
+    #[error("publication {publication:?} of task {task:?} cannot be streamed from: {problem}")]
+    PublicationUnusable {
+        /// Task name.
+        task: String,
+        /// The publication.
+        publication: String,
+        /// What is wrong.
+        problem: String,
+        /// How to fix it.
+        fix: String,
+    },
     /// Retrying did not help within the task's retry window.
     #[error("task {task:?} stopped after retrying for {window}")]
     GaveUp {
@@ -153,6 +166,7 @@ impl EngineError {
             EngineError::SlotInvalidated { .. } => Some(
                 "the changes since the slot fell behind are gone from the source: run `pgsync plan` (it shows the re-sync) and `pgsync apply` to copy again from a fresh snapshot; raise max_slot_wal_keep_size to keep more WAL".into(),
             ),
+            EngineError::PublicationUnusable { fix, .. } => Some(fix.clone()),
             EngineError::SlotMissing { .. } => Some(
                 "run `pgsync plan` to see the re-sync it takes, then `pgsync apply`".into(),
             ),
@@ -339,6 +353,13 @@ async fn stream_all(
             destination: destination.clone(),
             slot: record.slot.clone().unwrap_or_default(),
             publication: record.publication.clone().unwrap_or_default(),
+            publication_external: record.publication_external,
+            copied_tables: record.tables.keys().cloned().collect(),
+            heartbeat: if record.heartbeat && !record.publication_external {
+                stream::HeartbeatMode::Tables
+            } else {
+                stream::HeartbeatMode::Messages
+            },
             consistent_lsn: record.consistent_lsn.unwrap_or_default(),
             spec: spec.clone(),
             table_snapshots: record.table_snapshots.clone(),

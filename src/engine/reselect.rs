@@ -113,7 +113,12 @@ pub(super) async fn run(
 
     // 1. Out of the publication: removed and re-copied tables (their old
     // destination tables go; the stream skips them until they are back).
-    let publication = record.publication.clone();
+    // A publication made by the DBA is theirs to change: the precheck at
+    // stream start names tables it lacks.
+    let publication = record
+        .publication
+        .clone()
+        .filter(|_| !record.publication_external);
     let leaving: Vec<&QualifiedName> = removed
         .iter()
         .map(|(n, _)| n)
@@ -224,7 +229,11 @@ async fn copy_arriving(
         })
     };
     // 2. Into the publication, then a snapshot taken after that.
-    if let Some(p) = &record.publication {
+    if let Some(p) = record
+        .publication
+        .as_ref()
+        .filter(|_| !record.publication_external)
+    {
         for t in arriving {
             alter_publication(src, p, "add", &t.name).await?;
         }

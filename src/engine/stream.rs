@@ -40,12 +40,30 @@ pub(super) struct StreamJob {
     pub destination: EndpointSpec,
     pub slot: String,
     pub publication: String,
+    /// The publication was made outside pgsync (the task's `publication`).
+    pub publication_external: bool,
+    /// Tables the initial sync copied (`schema.name` as recorded).
+    pub copied_tables: Vec<String>,
+    pub heartbeat: HeartbeatMode,
     pub consistent_lsn: Lsn,
     pub spec: crate::model::TaskSpec,
     pub table_snapshots: Vec<(QualifiedName, Lsn)>,
     pub retry: crate::model::RetrySpec,
     pub throttle: crate::model::ThrottleSpec,
     pub options: ApplyOptions,
+}
+
+/// How the heartbeat (and the sequence positions) reach the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HeartbeatMode {
+    /// Rows of the published helper tables `public.dts_postgres_heartbeat`
+    /// and `public.dts_sequence_state`.
+    Tables,
+    /// Transactional logical messages (`pg_logical_emit_message`): nothing
+    /// is created on the source. pgoutput delivers their content from
+    /// PostgreSQL 14 on; on 13 the heartbeat's transaction still arrives
+    /// (empty) and moves the slot, and sequence positions are not sent.
+    Messages,
 }
 
 /// A batch commits once it holds this many source transactions…
@@ -256,9 +274,15 @@ async fn stream_once(
         }
         Some(_) => {}
     }
+    if job.publication_external {
+        check_publication(&src, job).await?;
+    }
     let dst = connect(&job.destination).await?;
     let mut sink = Sink::open(dst, task, &job.spec, Some(job.source.clone())).await?;
     sink.set_table_snapshots(job.table_snapshots.iter().cloned().collect());
+    if job.publication_external {
+        sink.skip_unselected();
+    }
     let start = if sink.applied() == Lsn::ZERO {
         job.consistent_lsn
     } else {
@@ -282,35 +306,62 @@ async fn stream_once(
     });
 
     // Heartbeat writer: keeps the slot moving on an idle source and gives
-    // lag in seconds.
+    // lag in seconds; sequence positions travel with it.
     let hb_stop = cancel.child_token();
     let heartbeat = {
-        let (source, task, stop, every) = (
+        let (source, task, stop, every, mode) = (
             job.source.clone(),
             task.to_owned(),
             hb_stop.clone(),
             job.options.heartbeat_interval,
+            job.heartbeat,
         );
-        let mut schemas = Vec::new();
-        let mut tables = Vec::new();
-        for o in &job.spec.objects {
-            match o {
-                crate::model::ObjectSelection::Schema { name, .. } => schemas.push(name.clone()),
-                crate::model::ObjectSelection::Table { schema, name, .. } => {
-                    tables.push(format!("{schema}.{name}"));
-                }
-            }
-        }
+        let (schemas, tables) = admin::sequence_scope(&job.spec.objects);
         tokio::spawn(async move {
             let Ok(conn) = connect(&source).await else {
                 return;
             };
+            // pgoutput delivers message contents from PostgreSQL 14 on.
+            let contents_arrive = crate::pg::precheck::server_version(&conn)
+                .await
+                .is_ok_and(|v| v >= 140_000);
+            let mut sent: Vec<admin::SequencePosition> = Vec::new();
             loop {
-                if let Err(err) = admin::record_sequences(&conn, &task, &schemas, &tables).await {
-                    tracing::warn!(task = %task, error = %err, "recording sequence positions failed");
-                }
-                if let Err(err) = admin::heartbeat(&conn, &task).await {
-                    tracing::warn!(task = %task, error = %err, "heartbeat failed");
+                match mode {
+                    HeartbeatMode::Tables => {
+                        if let Err(err) =
+                            admin::record_sequences(&conn, &task, &schemas, &tables).await
+                        {
+                            tracing::warn!(task = %task, error = %err, "recording sequence positions failed");
+                        }
+                        if let Err(err) = admin::heartbeat(&conn, &task).await {
+                            tracing::warn!(task = %task, error = %err, "heartbeat failed");
+                        }
+                    }
+                    HeartbeatMode::Messages => {
+                        if contents_arrive {
+                            match admin::sequence_positions(&conn, &schemas, &tables).await {
+                                Ok(now) => {
+                                    let changed: Vec<admin::SequencePosition> =
+                                        now.iter().filter(|p| !sent.contains(p)).cloned().collect();
+                                    if !changed.is_empty() {
+                                        match admin::emit_sequences(&conn, &task, &changed).await {
+                                            Ok(()) => sent = now,
+                                            Err(err) => {
+                                                tracing::warn!(task = %task, error = %err, "sending sequence positions failed")
+                                            }
+                                        }
+                                    }
+                                }
+                                Err(err) => {
+                                    tracing::warn!(task = %task, error = %err, "reading sequence positions failed");
+                                }
+                            }
+                        }
+                        if let Err(err) = admin::emit_heartbeat(&conn).await {
+                            tracing::warn!(task = %task, error = %err, "heartbeat failed");
+                        }
+                    }
                 }
                 tokio::select! {
                     () = stop.cancelled() => return,
@@ -435,6 +486,15 @@ async fn stream_once(
                     sink.rollback().await;
                     break Err(e);
                 }
+                for table in sink.take_skipped() {
+                    report(Event::Step {
+                        task: task.to_owned(),
+                        message: format!(
+                            "skipping changes to {table}: publication {:?} publishes it, the task does not select it",
+                            job.publication
+                        ),
+                    });
+                }
                 if !t.in_txn && t.last_status.elapsed() > Duration::from_secs(5) {
                     session.send_status(sink.applied(), false).await?;
                     t.last_status = Instant::now();
@@ -465,6 +525,64 @@ async fn stream_once(
         session.send_status(sink.applied(), false).await?;
     }
     result
+}
+
+/// Before streaming from a publication made outside pgsync: it still
+/// exists, publishes every table the initial sync copied, and publishes
+/// inserts, updates and deletes. (It may have been dropped or altered
+/// since the precheck; streaming on would silently miss changes.)
+async fn check_publication(src: &crate::pg::Connected, job: &StreamJob) -> Result<(), EngineError> {
+    let (tables, _) = crate::pg::precheck::resolve_tables(src, &job.spec.objects).await?;
+    let copied: Vec<crate::pg::precheck::SourceTable> = tables
+        .into_iter()
+        .filter(|t| job.copied_tables.contains(&t.name.to_string()))
+        .collect();
+    let facts = crate::pg::precheck::inspect_publication(src, &job.publication, &copied).await?;
+    let p = crate::sql::ident(&job.publication);
+    let unusable = |problem: String, fix: String| EngineError::PublicationUnusable {
+        task: job.task.clone(),
+        publication: job.publication.clone(),
+        problem,
+        fix,
+    };
+    let Some(facts) = facts else {
+        return Err(unusable(
+            "it no longer exists on the source".into(),
+            format!(
+                "recreate it on the source (`create publication {p} for table …` with the task's tables) and run `pgsync apply` again; if it was recreated after the slot's position the stream cannot use it: then `pgsync destroy` and apply again"
+            ),
+        ));
+    };
+    if !facts.unpublished.is_empty() {
+        let names: Vec<String> = facts.unpublished.iter().map(ToString::to_string).collect();
+        let quoted: Vec<String> = facts
+            .unpublished
+            .iter()
+            .map(|t| crate::sql::qualified(&t.schema, &t.name))
+            .collect();
+        return Err(unusable(
+            format!(
+                "it no longer publishes tables the task copied: {}",
+                names.join(", ")
+            ),
+            format!(
+                "run on the source `alter publication {p} add table {};`; changes made to them meanwhile were not streamed: re-sync them with `pgsync destroy` and `pgsync apply`",
+                quoted.join(", ")
+            ),
+        ));
+    }
+    if !facts.unpublished_dml.is_empty() {
+        return Err(unusable(
+            format!(
+                "it no longer publishes {}",
+                facts.unpublished_dml.join(", ")
+            ),
+            format!(
+                "run on the source `alter publication {p} set (publish = 'insert, update, delete, truncate');`"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn unix_micros_since_2000() -> i64 {
@@ -613,6 +731,11 @@ async fn handle(
                 OldTuple::Key(k) | OldTuple::Full(k) => values(k),
             };
             sink.delete(d.rel.0, &old)
+                .await
+                .map_err(wrap(t.commit_lsn))?;
+        }
+        Message::LogicalMessage(m) if m.transactional && t.in_txn && !t.skipping => {
+            sink.message(m.prefix, m.content)
                 .await
                 .map_err(wrap(t.commit_lsn))?;
         }

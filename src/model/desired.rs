@@ -174,6 +174,10 @@ pub struct TaskSpec {
     pub mappings: Vec<super::Mapping>,
     /// `name_case`.
     pub name_case: super::NameCase,
+    /// `publication = "NAME"`: stream from this publication, created and
+    /// owned by someone else (the DBA); pgsync never creates, alters or
+    /// drops it. `None`: pgsync creates and drops its own `dts_pub_<task>`.
+    pub publication: Option<String>,
 }
 
 /// The `throttle` block (the DTS speed limits). Every limit is optional and

@@ -408,6 +408,7 @@ mod tests {
             throttle: ThrottleSpec::default(),
             mappings,
             name_case: case,
+            publication: None,
         }
     }
 

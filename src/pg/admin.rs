@@ -2,7 +2,7 @@
 //! the destination (progress table), created and dropped idempotently.
 
 use super::{Connected, PgError};
-use crate::model::{Lsn, QualifiedName};
+use crate::model::{Lsn, ObjectSelection, QualifiedName};
 use crate::sql::{helpers, ident, qualified};
 
 fn heartbeat_table() -> String {
@@ -13,9 +13,12 @@ fn sequence_table() -> String {
     qualified(helpers::SCHEMA, helpers::SEQUENCE_TABLE)
 }
 
-/// (Re)creates publication `name` listing `tables` and the heartbeat table
-/// explicitly (never `FOR ALL TABLES`: that would make UPDATE/DELETE fail on
-/// unrelated tables without a replica identity).
+/// (Re)creates pgsync's own publication `name` listing `tables`, and the
+/// helper tables when they exist (`with_helpers`: heartbeat and sequence
+/// state; `with_ddl`: `dts_ddl_command`), explicitly (never `FOR ALL
+/// TABLES`: that would make UPDATE/DELETE fail on unrelated tables without
+/// a replica identity). Never called for a publication named by the task's
+/// `publication` attribute.
 ///
 /// # Errors
 /// [`PgError`], e.g. when the role may not create publications.
@@ -23,14 +26,17 @@ pub async fn create_publication(
     src: &Connected,
     name: &str,
     tables: &[QualifiedName],
+    with_helpers: bool,
     with_ddl: bool,
 ) -> Result<(), PgError> {
     let mut list: Vec<String> = tables
         .iter()
         .map(|t| qualified(&t.schema, &t.name))
         .collect();
-    list.push(heartbeat_table());
-    list.push(sequence_table());
+    if with_helpers {
+        list.push(heartbeat_table());
+        list.push(sequence_table());
+    }
     if with_ddl {
         list.push(qualified(helpers::SCHEMA, super::ddl_capture::DDL_TABLE));
     }
@@ -94,9 +100,64 @@ pub async fn heartbeat(src: &Connected, task: &str) -> Result<(), PgError> {
         .map_err(src.err("write heartbeat"))
 }
 
-/// Records the current position of every sequence the task selects (those
-/// in its selected schemas and those owned by its selected tables) in
-/// `public.dts_sequence_state`, writing only rows that changed.
+/// The `(schemas, tables)` of a selection that decide which sequences it
+/// takes: those in its selected schemas, and those owned by its selected
+/// tables (`schema.name`, unquoted).
+pub fn sequence_scope(objects: &[ObjectSelection]) -> (Vec<String>, Vec<String>) {
+    let mut schemas = Vec::new();
+    let mut tables = Vec::new();
+    for o in objects {
+        match o {
+            ObjectSelection::Schema { name, .. } => schemas.push(name.clone()),
+            ObjectSelection::Table { schema, name, .. } => tables.push(format!("{schema}.{name}")),
+        }
+    }
+    (schemas, tables)
+}
+
+/// The sequences of the database: `c` (pg_class), `n` (pg_namespace) and
+/// `s` (pg_sequence), for [`selected_sequences`].
+pub const SEQUENCES_FROM: &str = "from pg_class c
+           join pg_namespace n on n.oid = c.relnamespace
+           join pg_sequence s on s.seqrelid = c.oid";
+
+/// The condition on [`SEQUENCES_FROM`] for the sequences a selection
+/// takes, with the scope of [`sequence_scope`] as text-array parameters
+/// `$schemas` and `$tables` (their numbers), leaving out pgsync's own.
+/// Goes by OID, never by name: looking a name up needs USAGE on its schema.
+pub fn selected_sequences(schemas: u8, tables: u8) -> String {
+    format!(
+        "c.relkind = 'S'
+            and (n.nspname::text = any(${schemas})
+                 or exists (select 1 from pg_depend d
+                              join pg_class t on t.oid = d.refobjid
+                              join pg_namespace tn on tn.oid = t.relnamespace
+                             where d.objid = c.oid
+                               and d.classid = 'pg_class'::regclass and d.deptype in ('a', 'i')
+                               and tn.nspname::text || '.' || t.relname::text = any(${tables})))
+            and not (n.nspname = 'public' and c.relname like 'dts\\_%')"
+    )
+}
+
+/// Whether the role may read sequence `c` (SELECT on it). In a `case` so
+/// the planner never calls it on a relation that is not a sequence (which
+/// is an error), whatever order it evaluates the conditions in.
+pub const READABLE: &str =
+    "case when c.relkind = 'S' then has_sequence_privilege(c.oid, 'select') else false end";
+
+/// Position columns for [`selected_sequences`] rows the role may read:
+/// `last_value` (the start value when never called) and `is_called`.
+const POSITION: &str = "coalesce(v.last, s.seqstart), v.last is not null";
+/// The lateral read of a readable sequence's last value (`null` when it
+/// was never called or may not be read).
+const LAST_VALUE: &str = "cross join lateral (select case when c.relkind <> 'S' then null
+                                                  when has_sequence_privilege(c.oid, 'select')
+                                                  then pg_sequence_last_value(c.oid) end as last) v";
+
+/// Records the current position of every sequence the task selects that
+/// the role may read (SELECT on it) in `public.dts_sequence_state`,
+/// writing only rows that changed. Unreadable sequences are left out (the
+/// precheck names them).
 ///
 /// # Errors
 /// [`PgError`].
@@ -109,28 +170,134 @@ pub async fn record_sequences(
     src.client
         .execute(
             &format!(
-                "insert into {t} as s (task_name, seq_schema, seq_name, last_value, is_called)
-                 select $1, q.schemaname, q.sequencename, coalesce(q.last_value, q.start_value),
-                        q.last_value is not null
-                   from pg_sequences q
-                  where (q.schemaname = any($2)
-                         or exists (select 1 from pg_depend d
-                                      join pg_class c on c.oid = d.refobjid
-                                      join pg_namespace n on n.oid = c.relnamespace
-                                     where d.objid = to_regclass(format('%I.%I', q.schemaname, q.sequencename))
-                                       and d.classid = 'pg_class'::regclass and d.deptype in ('a', 'i')
-                                       and n.nspname || '.' || c.relname = any($3)))
-                    and not (q.schemaname = 'public' and q.sequencename like 'dts\\_%')
+                "insert into {t} as s2 (task_name, seq_schema, seq_name, last_value, is_called)
+                 select $1, n.nspname, c.relname, {POSITION}
+                   {SEQUENCES_FROM} {LAST_VALUE}
+                  where {selected}
+                    and {READABLE}
                  on conflict (task_name, seq_schema, seq_name) do update
                     set last_value = excluded.last_value, is_called = excluded.is_called
-                  where (s.last_value, s.is_called) is distinct from (excluded.last_value, excluded.is_called)",
-                t = sequence_table()
+                  where (s2.last_value, s2.is_called) is distinct from (excluded.last_value, excluded.is_called)",
+                t = sequence_table(),
+                selected = selected_sequences(2, 3),
             ),
             &[&task, &schemas, &tables],
         )
         .await
         .map(|_| ())
         .map_err(src.err("record sequence positions"))
+}
+
+/// Prefix of the heartbeat logical message ([`emit_heartbeat`]).
+pub const HEARTBEAT_MESSAGE: &str = "dts_heartbeat";
+/// Prefix of the sequence-positions logical message ([`emit_sequences`]).
+pub const SEQUENCE_MESSAGE: &str = "dts_sequence";
+
+/// A sequence position, as [`sequence_positions`] reads it and the
+/// [`SEQUENCE_MESSAGE`] carries it (JSON array of these).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SequencePosition {
+    /// Schema name.
+    pub schema: String,
+    /// Sequence name.
+    pub name: String,
+    /// `last_value` (the start value when never called).
+    pub last_value: i64,
+    /// `is_called`.
+    pub is_called: bool,
+}
+
+/// The positions of the selected sequences the role may read.
+///
+/// # Errors
+/// [`PgError`].
+pub async fn sequence_positions(
+    src: &Connected,
+    schemas: &[String],
+    tables: &[String],
+) -> Result<Vec<SequencePosition>, PgError> {
+    let rows = src
+        .client
+        .query(
+            &format!(
+                "select n.nspname::text, c.relname::text, {POSITION}
+                   {SEQUENCES_FROM} {LAST_VALUE}
+                  where {}
+                    and {READABLE}
+                  order by 1, 2",
+                selected_sequences(1, 2)
+            ),
+            &[&schemas, &tables],
+        )
+        .await
+        .map_err(src.err("read sequence positions"))?;
+    Ok(rows
+        .iter()
+        .map(|r| SequencePosition {
+            schema: r.get(0),
+            name: r.get(1),
+            last_value: r.get(2),
+            is_called: r.get(3),
+        })
+        .collect())
+}
+
+/// Writes a heartbeat without a helper table: a transactional logical
+/// message ([`HEARTBEAT_MESSAGE`], content: the source's `now()`) in a
+/// transaction of its own. Every role may call `pg_logical_emit_message`
+/// (PostgreSQL grants EXECUTE to PUBLIC and checks nothing else); with
+/// `wal_level = logical` it is decoded by every slot of the database, so
+/// the stream sees a transaction, applies it (the destination learns the
+/// source time) and confirms its LSN: an idle source's slot keeps moving.
+///
+/// # Errors
+/// [`PgError`].
+pub async fn emit_heartbeat(src: &Connected) -> Result<(), PgError> {
+    src.client
+        .execute(
+            "select pg_logical_emit_message(true, $1::text, now()::text)",
+            &[&HEARTBEAT_MESSAGE],
+        )
+        .await
+        .map(|_| ())
+        .map_err(src.err("emit heartbeat message"))
+}
+
+/// The content of a [`SEQUENCE_MESSAGE`]: one task's sequence positions
+/// (every stream of the source database receives every message, so each
+/// applies only its own task's).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SequenceMessage {
+    /// The task whose selection the positions are.
+    pub task: String,
+    /// The positions.
+    pub positions: Vec<SequencePosition>,
+}
+
+/// Sends sequence positions through the stream without a helper table: a
+/// transactional logical message ([`SEQUENCE_MESSAGE`], content: a JSON
+/// [`SequenceMessage`]).
+///
+/// # Errors
+/// [`PgError`].
+pub async fn emit_sequences(
+    src: &Connected,
+    task: &str,
+    positions: &[SequencePosition],
+) -> Result<(), PgError> {
+    let content = serde_json::to_string(&SequenceMessage {
+        task: task.to_owned(),
+        positions: positions.to_vec(),
+    })
+    .unwrap_or_default();
+    src.client
+        .execute(
+            "select pg_logical_emit_message(true, $1::text, $2::text)",
+            &[&SEQUENCE_MESSAGE, &content],
+        )
+        .await
+        .map(|_| ())
+        .map_err(src.err("emit sequence positions message"))
 }
 
 /// Deletes the task's heartbeat row, and the table when no task is left.

@@ -71,6 +71,10 @@ impl Check {
 pub struct SourceTable {
     /// Its name.
     pub name: QualifiedName,
+    /// `pg_class.oid` on the source. Privilege and publication checks go
+    /// by OID: looking a name up needs USAGE on its schema, which is what
+    /// some of them report missing.
+    pub oid: u32,
     /// Has a key the stream can identify rows by: a non-deferrable primary
     /// key (identity DEFAULT or FULL) or the REPLICA IDENTITY USING INDEX index.
     pub has_key: bool,
@@ -100,7 +104,8 @@ pub async fn resolve_tables(
                     exists (select 1 from pg_index i where i.indrelid = c.oid and i.indimmediate
                             and ((c.relreplident in ('d', 'f') and i.indisprimary)
                                  or (c.relreplident = 'i' and i.indisreplident))),
-                    c.relispartition
+                    c.relispartition,
+                    c.oid
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
               where c.relkind in ('r', 'p') and not c.relispartition is null
                 and n.nspname not in ('pg_catalog', 'information_schema')
@@ -126,6 +131,7 @@ pub async fn resolve_tables(
             replica_identity: ri.chars().next().unwrap_or('d'),
             has_key: row.get(4),
             partition: row.get(5),
+            oid: row.get(6),
         });
     }
     let missing = objects
@@ -144,7 +150,24 @@ pub async fn resolve_tables(
     Ok((tables, missing))
 }
 
-/// Source-side checks for a task needing `slots_needed` new slots.
+/// What the source-side checks look at, besides the resolved tables.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceCheckInput<'a> {
+    /// Task name (pgsync's own publication is `dts_pub_<task>`).
+    pub task: &'a str,
+    /// The task's selection.
+    pub objects: &'a [ObjectSelection],
+    /// The task's `publication` attribute.
+    pub publication: Option<&'a str>,
+    /// New slots the task needs (0 when it already has one).
+    pub slots_needed: i64,
+    /// `sync_types` holds "incremental".
+    pub incremental: bool,
+    /// `sync_types` holds "schema" (sequence positions are set).
+    pub schema: bool,
+}
+
+/// Source-side checks of a task.
 ///
 /// # Errors
 /// [`PgError`] when a catalog query fails (a failed *check* is a [`Check`]).
@@ -152,9 +175,13 @@ pub async fn source_checks(
     source: &Connected,
     tables: &[SourceTable],
     missing: &[QualifiedName],
-    slots_needed: i64,
-    incremental: bool,
+    input: SourceCheckInput<'_>,
 ) -> Result<Vec<Check>, PgError> {
+    let SourceCheckInput {
+        slots_needed,
+        incremental,
+        ..
+    } = input;
     let mut checks = Vec::new();
     let q = |sql: &'static str| {
         let client = &source.client;
@@ -223,7 +250,24 @@ pub async fn source_checks(
                 ),
             )
         });
-        checks.extend(helper_privileges(source, tables, &role).await?);
+        match input.publication {
+            Some(name) => {
+                let facts = inspect_publication(source, name, tables).await?;
+                checks.extend(existing_publication_checks(name, facts.as_ref(), tables));
+            }
+            None => checks.push(own_publication_check(source, input.task, tables, &role).await?),
+        }
+        let helper_tables = input.publication.is_none() && can_create_helper_tables(source).await?;
+        checks.push(heartbeat_check(
+            helper_tables,
+            input.publication.is_some(),
+            server_version(source).await?,
+            &role,
+        ));
+    }
+    if incremental || input.schema {
+        let role: String = q("select current_user::text").await?.get(0);
+        checks.push(sequence_privilege_check(source, input.objects, &role).await?);
     }
     if !missing.is_empty() {
         let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
@@ -243,31 +287,65 @@ pub async fn source_checks(
             "check the schema and table blocks of the task",
         ));
     }
+    // Reading a table needs SELECT on it and USAGE on its schema.
+    let rows = source
+        .client
+        .query(
+            "select n.nspname::text, c.relname::text, has_table_privilege(c.oid, 'select'),
+                    has_schema_privilege(n.oid, 'usage')
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where c.oid = any($1::oid[])
+              order by 1, 2",
+            &[&oids(tables)],
+        )
+        .await
+        .map_err(source.err("check table privileges"))?;
     let mut unreadable = Vec::new();
-    for t in tables {
-        let ok: bool = source
-            .client
-            .query_one(
-                "select has_table_privilege(format('%I.%I', $1::text, $2::text), 'select')",
-                &[&t.name.schema, &t.name.name],
-            )
-            .await
-            .map_err(source.err("check table privileges"))?
-            .get(0);
-        if !ok {
-            unreadable.push(t.name.to_string());
+    let mut no_usage: Vec<String> = Vec::new();
+    for r in &rows {
+        let name = QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+        if !r.get::<_, bool>(3) && !no_usage.contains(&name.schema) {
+            no_usage.push(name.schema.clone());
+        }
+        if !r.get::<_, bool>(2) {
+            unreadable.push(name);
         }
     }
-    checks.push(if unreadable.is_empty() {
+    checks.push(if unreadable.is_empty() && no_usage.is_empty() {
         Check::pass(
             "source.select_privilege",
             format!("{} readable", crate::model::counted(tables.len(), "table")),
         )
     } else {
+        let role: String = q("select current_user::text").await?.get(0);
+        let r = crate::sql::ident(&role);
+        let mut found = Vec::new();
+        let mut grants = Vec::new();
+        if !no_usage.is_empty() {
+            found.push(format!("no USAGE on schema {}", no_usage.join(", ")));
+            let quoted: Vec<String> = no_usage.iter().map(|s| crate::sql::ident(s)).collect();
+            grants.push(format!(
+                "grant usage on schema {} to {r};",
+                quoted.join(", ")
+            ));
+        }
+        if !unreadable.is_empty() {
+            found.push(format!(
+                "no SELECT privilege on: {}",
+                plain_list(&unreadable)
+            ));
+            grants.push(format!(
+                "grant select on {} to {r};",
+                quoted_list(&unreadable)
+            ));
+        }
         Check::fail(
             "source.select_privilege",
-            format!("no SELECT privilege on: {}", unreadable.join(", ")),
-            "grant select on those tables to the source role",
+            format!(
+                "role {role} cannot read every selected table: {}",
+                found.join("; ")
+            ),
+            format!("run on the source: `{}`", grants.join(" ")),
         )
     });
     if incremental {
@@ -408,84 +486,477 @@ pub async fn server_version(c: &Connected) -> Result<i32, PgError> {
         .map_err(c.err("read server version"))
 }
 
-/// What creating the helper objects needs from a non-superuser role:
-/// CREATE on the database (publication, PostgreSQL docs CREATE PUBLICATION),
-/// CREATE on schema `public` (the `dts_*` helper tables), and ownership of
-/// every published table (ALTER/CREATE PUBLICATION … ADD TABLE requires it).
-async fn helper_privileges(
+/// Whether the current role may create pgsync's helper tables in schema
+/// `public` (superuser, or CREATE on the schema; PostgreSQL 15 no longer
+/// grants that to everyone). `false` when there is no schema `public`.
+///
+/// # Errors
+/// [`PgError`] when the query fails.
+pub async fn can_create_helper_tables(source: &Connected) -> Result<bool, PgError> {
+    source
+        .client
+        .query_one(
+            "select r.rolsuper or coalesce((select has_schema_privilege(n.oid, 'create')
+                                               from pg_namespace n where n.nspname = $1), false)
+               from pg_roles r where r.rolname = current_user",
+            &[&crate::sql::helpers::SCHEMA],
+        )
+        .await
+        .map(|r| r.get(0))
+        .map_err(source.err("check CREATE on schema public"))
+}
+
+/// What the source says about an existing publication, for the tables a
+/// task selects ([`inspect_publication`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicationFacts {
+    /// The publication's name.
+    pub name: String,
+    /// Selected tables holding rows (ordinary tables and leaf partitions)
+    /// that neither the publication nor a published ancestor publishes.
+    pub unpublished: Vec<QualifiedName>,
+    /// DML the publication does not publish, of `insert`, `update`, `delete`.
+    pub unpublished_dml: Vec<&'static str>,
+    /// It does not publish TRUNCATE.
+    pub no_truncate: bool,
+    /// Selected tables it publishes with a row filter (`WHERE`, PostgreSQL
+    /// 15+) or a column list: `schema.name (row filter)`.
+    pub filtered: Vec<String>,
+    /// Selected partitions whose changes `publish_via_partition_root = true`
+    /// sends as an ancestor's that the task does not select.
+    pub via_unselected_root: Vec<QualifiedName>,
+}
+
+/// Looks publication `name` up and compares it with `tables`; `None` when
+/// it does not exist.
+///
+/// # Errors
+/// [`PgError`] when a catalog query fails.
+pub async fn inspect_publication(
     source: &Connected,
+    name: &str,
+    tables: &[SourceTable],
+) -> Result<Option<PublicationFacts>, PgError> {
+    let Some(row) = source
+        .client
+        .query_opt(
+            "select pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot
+               from pg_publication where pubname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(source.err("look up the publication"))?
+    else {
+        return Ok(None);
+    };
+    let mut unpublished_dml = Vec::new();
+    for (i, what) in ["insert", "update", "delete"].into_iter().enumerate() {
+        if !row.get::<_, bool>(i) {
+            unpublished_dml.push(what);
+        }
+    }
+    let no_truncate = !row.get::<_, bool>(3);
+    let via_root: bool = row.get(4);
+    let all = oids(tables);
+    let leaves: Vec<u32> = tables
+        .iter()
+        .filter(|t| t.relkind == 'r')
+        .map(|t| t.oid)
+        .collect();
+    // pg_publication_tables expands FOR ALL TABLES, FOR TABLES IN SCHEMA and
+    // partitioned tables (as leaves, or as the root with
+    // publish_via_partition_root); pg_partition_ancestors() lists a
+    // partition and its ancestors (nothing for other tables).
+    let unpublished = source
+        .client
+        .query(
+            "select n.nspname::text, c.relname::text
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where c.oid = any($2::oid[])
+                and not exists (
+                    select 1 from pg_publication_tables p
+                      join pg_namespace pn on pn.nspname = p.schemaname
+                      join pg_class pc on pc.relnamespace = pn.oid and pc.relname = p.tablename
+                     where p.pubname = $1
+                       and (pc.oid = c.oid
+                            or pc.oid in (select a.relid from pg_partition_ancestors(c.oid) a)))
+              order by 1, 2",
+            &[&name, &leaves],
+        )
+        .await
+        .map_err(source.err("compare the publication with the selected tables"))?
+        .iter()
+        .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    let mut filtered = Vec::new();
+    if server_version(source).await? >= 150_000 {
+        for r in source
+            .client
+            .query(
+                "select n.nspname::text, c.relname::text, pr.prqual is not null, pr.prattrs is not null
+                   from pg_publication_rel pr
+                   join pg_publication p on p.oid = pr.prpubid
+                   join pg_class c on c.oid = pr.prrelid
+                   join pg_namespace n on n.oid = c.relnamespace
+                  where p.pubname = $1 and (pr.prqual is not null or pr.prattrs is not null)
+                    and pr.prrelid = any($2::oid[])
+                  order by 1, 2",
+                &[&name, &all],
+            )
+            .await
+            .map_err(source.err("look for row filters and column lists"))?
+        {
+            let what = match (r.get::<_, bool>(2), r.get::<_, bool>(3)) {
+                (true, true) => "row filter and column list",
+                (true, false) => "row filter",
+                _ => "column list",
+            };
+            filtered.push(format!(
+                "{} ({what})",
+                QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1))
+            ));
+        }
+    }
+    let via_unselected_root = if via_root {
+        source
+            .client
+            .query(
+                "select n.nspname::text, c.relname::text
+                   from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                  where c.oid = any($1::oid[]) and c.relispartition
+                    and not exists (
+                        select 1 from pg_partition_ancestors(c.oid) a
+                          join pg_class ac on ac.oid = a.relid
+                         where not ac.relispartition and ac.oid = any($1::oid[]))
+                  order by 1, 2",
+                &[&all],
+            )
+            .await
+            .map_err(source.err("look for partitions published via their root"))?
+            .iter()
+            .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Some(PublicationFacts {
+        name: name.to_owned(),
+        unpublished,
+        unpublished_dml,
+        no_truncate,
+        filtered,
+        via_unselected_root,
+    }))
+}
+
+fn oids(tables: &[SourceTable]) -> Vec<u32> {
+    tables.iter().map(|t| t.oid).collect()
+}
+
+/// A list of quoted qualified names: `"s"."a", "s"."b"`.
+fn quoted_list(tables: &[QualifiedName]) -> String {
+    tables
+        .iter()
+        .map(|t| crate::sql::qualified(&t.schema, &t.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn plain_list(tables: &[QualifiedName]) -> String {
+    tables
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `source.publication` item for a publication named by the task's
+/// `publication` attribute: it exists, publishes every selected table
+/// with its inserts, updates and deletes, whole (no row filter or column
+/// list), and under the names the destination has.
+pub fn existing_publication_checks(
+    name: &str,
+    facts: Option<&PublicationFacts>,
+    tables: &[SourceTable],
+) -> Vec<Check> {
+    const ITEM: &str = "source.publication";
+    let p = crate::sql::ident(name);
+    let leaves: Vec<QualifiedName> = tables
+        .iter()
+        .filter(|t| t.relkind == 'r')
+        .map(|t| t.name.clone())
+        .collect();
+    let Some(facts) = facts else {
+        return vec![Check::fail(
+            ITEM,
+            format!("publication {name:?} (the task's `publication`) does not exist on the source"),
+            format!(
+                "create it on the source as the tables' owner or a superuser: `create publication {p} for table {};`, or correct `publication`",
+                quoted_list(&leaves)
+            ),
+        )];
+    };
+    let mut checks = Vec::new();
+    if !facts.unpublished_dml.is_empty() {
+        checks.push(Check::fail(
+            ITEM,
+            format!(
+                "publication {name:?} does not publish {}: the destination would miss those changes",
+                facts.unpublished_dml.join(", ")
+            ),
+            format!(
+                "run on the source: `alter publication {p} set (publish = 'insert, update, delete, truncate');`"
+            ),
+        ));
+    }
+    if !facts.unpublished.is_empty() {
+        checks.push(Check::fail(
+            ITEM,
+            format!(
+                "publication {name:?} does not publish these selected tables: {}",
+                plain_list(&facts.unpublished)
+            ),
+            format!(
+                "run on the source as the tables' owner or a superuser: `alter publication {p} add table {};`",
+                quoted_list(&facts.unpublished)
+            ),
+        ));
+    }
+    if !facts.filtered.is_empty() {
+        checks.push(Check::fail(
+            ITEM,
+            format!(
+                "publication {name:?} publishes selected tables only in part: {}; the full copy takes whole tables, so the copy and the stream would disagree",
+                facts.filtered.join(", ")
+            ),
+            format!(
+                "publish those tables whole: `alter publication {p} set table …` without WHERE clauses and column lists"
+            ),
+        ));
+    }
+    if !facts.via_unselected_root.is_empty() {
+        checks.push(Check::fail(
+            ITEM,
+            format!(
+                "publication {name:?} has publish_via_partition_root = true, so changes to the selected partitions {} arrive as their partitioned table's, which the task does not select",
+                plain_list(&facts.via_unselected_root)
+            ),
+            format!(
+                "run `alter publication {p} set (publish_via_partition_root = false);`, or select the partitioned table"
+            ),
+        ));
+    }
+    if checks.is_empty() {
+        checks.push(Check::pass(
+            ITEM,
+            format!(
+                "publication {name:?} publishes all {} (created outside pgsync: never altered or dropped by it)",
+                crate::model::counted(leaves.len(), "selected table")
+            ),
+        ));
+    }
+    if facts.no_truncate {
+        checks.push(Check::warn(
+            "source.publication_truncate",
+            format!("publication {name:?} does not publish TRUNCATE: a truncated source table keeps its rows on the destination"),
+            format!("run on the source: `alter publication {p} set (publish = 'insert, update, delete, truncate');`"),
+        ));
+    }
+    checks
+}
+
+/// The `source.publication` item when pgsync creates its own publication:
+/// a superuser may; otherwise CREATE on the database (CREATE PUBLICATION)
+/// and ownership of every published table (only a table's owner may add it
+/// to a publication) are needed. The fix names the missing grants and the
+/// alternative: a publication made by the owner, named in `publication`.
+///
+/// # Errors
+/// [`PgError`] when a catalog query fails.
+pub async fn own_publication_check(
+    source: &Connected,
+    task: &str,
     tables: &[SourceTable],
     role: &str,
-) -> Result<Vec<Check>, PgError> {
+) -> Result<Check, PgError> {
+    const ITEM: &str = "source.publication";
+    let publication = crate::model::publication_name_for_task(task);
     let row = source
         .client
         .query_one(
             "select rolsuper, has_database_privilege(current_database(), 'create'),
-                    has_schema_privilege('public', 'create'), current_database()::text
+                    current_database()::text
                from pg_roles where rolname = current_user",
             &[],
         )
         .await
-        .map_err(source.err("check helper-object privileges"))?;
-    let (superuser, db_create, schema_create, database): (bool, bool, bool, String) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
+        .map_err(source.err("check publication privileges"))?;
+    let (superuser, db_create, database): (bool, bool, String) =
+        (row.get(0), row.get(1), row.get(2));
     if superuser {
-        return Ok(vec![Check::pass(
-            "source.helper_privileges",
-            format!("role {role} is a superuser"),
-        )]);
-    }
-    let mut not_owned = Vec::new();
-    for t in tables {
-        let owns: bool = source
-            .client
-            .query_one(
-                "select pg_has_role(c.relowner, 'usage') from pg_class c
-                  where c.oid = to_regclass(format('%I.%I', $1::text, $2::text))",
-                &[&t.name.schema, &t.name.name],
-            )
-            .await
-            .map_err(source.err("check table ownership"))?
-            .get(0);
-        if !owns {
-            not_owned.push(t.name.to_string());
-        }
-    }
-    let mut missing = Vec::new();
-    let mut fixes = Vec::new();
-    let r = crate::sql::ident(role);
-    if !db_create {
-        missing.push(format!(
-            "CREATE on database {database} (for the publication)"
+        return Ok(Check::pass(
+            ITEM,
+            format!("role {role} is a superuser: apply creates publication {publication}"),
         ));
-        fixes.push(format!(
+    }
+    let not_owned: Vec<QualifiedName> = source
+        .client
+        .query(
+            "select n.nspname::text, c.relname::text
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where c.oid = any($1::oid[]) and not pg_has_role(c.relowner, 'usage')
+              order by 1, 2",
+            &[&oids(tables)],
+        )
+        .await
+        .map_err(source.err("check table ownership"))?
+        .iter()
+        .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    if db_create && not_owned.is_empty() {
+        return Ok(Check::pass(
+            ITEM,
+            format!(
+                "role {role} may create publication {publication} (CREATE on database {database}, owns the selected tables)"
+            ),
+        ));
+    }
+    let r = crate::sql::ident(role);
+    let mut missing = Vec::new();
+    let mut grants = Vec::new();
+    if !db_create {
+        missing.push(format!("CREATE on database {database}"));
+        grants.push(format!(
             "grant create on database {} to {r};",
             crate::sql::ident(&database)
         ));
     }
-    if !schema_create {
-        missing.push("CREATE on schema public (for the dts_* helper tables)".to_owned());
-        fixes.push(format!("grant create on schema public to {r};"));
-    }
     if !not_owned.is_empty() {
         missing.push(format!(
-            "ownership of the published tables (a publication may list only tables its creator owns): {}",
-            not_owned.join(", ")
+            "ownership of {} (only a table's owner may add it to a publication): {}",
+            crate::model::counted(not_owned.len(), "selected table"),
+            plain_list(&not_owned)
         ));
-        fixes.push(format!(
-            "make {r} a member of the tables' owner role, e.g. `grant <owner> to {r};`"
-        ));
+        grants.push(format!("grant <the tables' owner> to {r};"));
     }
-    Ok(vec![if missing.is_empty() {
+    let leaves: Vec<QualifiedName> = tables
+        .iter()
+        .filter(|t| t.relkind == 'r')
+        .map(|t| t.name.clone())
+        .collect();
+    let suggested = format!("pgsync_{}", &publication["dts_pub_".len()..]);
+    Ok(Check::fail(
+        ITEM,
+        format!(
+            "role {role} cannot create publication {publication}: it lacks {}",
+            missing.join("; ")
+        ),
+        format!(
+            "have the tables' owner or a superuser run on the source `create publication {} for table {};` and set `publication = {suggested:?}` in task {task:?} (pgsync then never creates, alters or drops it); or run `{}`",
+            crate::sql::ident(&suggested),
+            quoted_list(&leaves),
+            grants.join(" ")
+        ),
+    ))
+}
+
+/// The `source.heartbeat` item: where the heartbeat and the sequence
+/// positions travel. With pgsync's own publication and CREATE on schema
+/// `public`, through the published helper tables; otherwise as logical
+/// messages (`pg_logical_emit_message`, which every role may call), whose
+/// content pgoutput delivers from PostgreSQL 14 on.
+pub fn heartbeat_check(
+    helper_tables: bool,
+    external: bool,
+    server_version: i32,
+    role: &str,
+) -> Check {
+    const ITEM: &str = "source.heartbeat";
+    if helper_tables {
+        return Check::pass(
+            ITEM,
+            "heartbeat and sequence positions travel through public.dts_postgres_heartbeat and public.dts_sequence_state (created by apply)",
+        );
+    }
+    let why = if external {
+        "the publication is not pgsync's (no helper table can join it)".to_owned()
+    } else {
+        format!("role {role} may not create tables in schema public")
+    };
+    if server_version >= 140_000 {
         Check::pass(
-            "source.helper_privileges",
-            format!("role {role} may create the publication and the helper tables"),
+            ITEM,
+            format!(
+                "{why}: heartbeat and sequence positions travel as logical messages (pg_logical_emit_message); nothing is created on the source"
+            ),
         )
     } else {
-        Check::fail(
-            "source.helper_privileges",
-            format!("role {role} lacks {}", missing.join("; ")),
-            format!("run on the source: {}", fixes.join(" ")),
+        Check::warn(
+            ITEM,
+            format!(
+                "{why}: the heartbeat travels as a logical message and still moves the slot, but PostgreSQL 13's pgoutput drops message contents, so sequence positions are not kept in step while streaming"
+            ),
+            if external {
+                "upgrade the source to PostgreSQL 14 or later to keep sequences in step".to_owned()
+            } else {
+                format!(
+                    "run `grant create on schema public to {};` on the source, or upgrade it to PostgreSQL 14 or later",
+                    crate::sql::ident(role)
+                )
+            },
         )
-    }])
+    }
+}
+
+/// The `source.sequence_privilege` item: selected sequences (in selected
+/// schemas, or owned by selected tables) whose position the role may not
+/// read (SELECT on the sequence). Their positions are then neither set by
+/// the schema sync nor kept in step by the stream.
+///
+/// # Errors
+/// [`PgError`] when the catalog query fails.
+pub async fn sequence_privilege_check(
+    source: &Connected,
+    objects: &[ObjectSelection],
+    role: &str,
+) -> Result<Check, PgError> {
+    const ITEM: &str = "source.sequence_privilege";
+    let (schemas, tables) = super::admin::sequence_scope(objects);
+    let rows = source
+        .client
+        .query(
+            &format!(
+                "select n.nspname::text, c.relname::text {}
+                  where {}
+                    and not {}
+                  order by 1, 2",
+                super::admin::SEQUENCES_FROM,
+                super::admin::selected_sequences(1, 2),
+                super::admin::READABLE
+            ),
+            &[&schemas, &tables],
+        )
+        .await
+        .map_err(source.err("check sequence privileges"))?;
+    let unreadable: Vec<QualifiedName> = rows
+        .iter()
+        .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    Ok(if unreadable.is_empty() {
+        Check::pass(ITEM, "every selected sequence is readable")
+    } else {
+        Check::warn(
+            ITEM,
+            format!(
+                "role {role} may not read {}: {}; their positions are not carried to the destination (its sequences keep their start values)",
+                crate::model::counted(unreadable.len(), "selected sequence"),
+                plain_list(&unreadable)
+            ),
+            format!(
+                "run on the source: `grant select on sequence {} to {};`",
+                quoted_list(&unreadable),
+                crate::sql::ident(role)
+            ),
+        )
+    })
 }

@@ -157,10 +157,15 @@ impl ReplicationSession {
         start: Lsn,
         publication: &str,
     ) -> Result<(), SlotError> {
-        // Publication names are generated lower-case `[a-z0-9_]` (see
-        // `model::publication_name_for_task`), so the list needs no quoting.
-        // pgoutput accepts `messages` from PostgreSQL 14 on.
-        let mut options = vec![("proto_version", "1"), ("publication_names", publication)];
+        // `publication_names` is a list of identifiers (SplitIdentifierString):
+        // the name is double-quoted, so a name given in the task's
+        // `publication` keeps its case, commas and quotes. pgoutput accepts
+        // `messages` from PostgreSQL 14 on.
+        let names = crate::sql::ident(publication);
+        let mut options = vec![
+            ("proto_version", "1"),
+            ("publication_names", names.as_str()),
+        ];
         if self.conn.server_version() >= 140_000 {
             options.push(("messages", "true"));
         }

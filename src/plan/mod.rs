@@ -57,6 +57,10 @@ pub struct TaskShape {
     /// `name_case`.
     #[serde(default)]
     pub name_case: crate::model::NameCase,
+    /// The `publication` attribute: a publication created outside pgsync;
+    /// `None` when pgsync creates its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication: Option<String>,
 }
 
 impl TaskShape {
@@ -76,6 +80,7 @@ impl TaskShape {
             objects: spec.objects.clone(),
             mappings: spec.mappings.clone(),
             name_case: spec.name_case,
+            publication: spec.publication.clone(),
         })
     }
 
@@ -93,6 +98,11 @@ impl TaskShape {
             objects: r.objects.clone(),
             mappings: r.mappings.clone(),
             name_case: r.name_case,
+            publication: if r.publication_external {
+                r.publication.clone()
+            } else {
+                None
+            },
         }
     }
 
@@ -108,6 +118,11 @@ impl TaskShape {
                 self.destination_name, self.destination
             ),
             format!("sync_types         = {:?}", self.sync_types),
+        ];
+        if let Some(p) = &self.publication {
+            out.push(format!("publication        = {p:?}"));
+        }
+        out.extend([
             format!(
                 "conflicting_tables = {:?}",
                 match self.conflicting_tables {
@@ -119,7 +134,7 @@ impl TaskShape {
                 "retry              = {{ connection_minutes = {}, other_minutes = {} }}",
                 self.retry.connection_minutes, self.retry.other_minutes
             ),
-        ];
+        ]);
         if self.throttle != crate::model::ThrottleSpec::default() {
             out.push(format!("throttle           = {}", self.throttle.describe()));
         }
@@ -183,6 +198,9 @@ impl TaskShape {
         }
         if self.sync_types != other.sync_types {
             why.push("sync_types changed".to_owned());
+        }
+        if self.publication != other.publication {
+            why.push("publication changed".to_owned());
         }
         let label = |o: &ObjectSelection| match o {
             ObjectSelection::Schema { name, .. } => format!("schema {name:?}"),
@@ -413,6 +431,14 @@ fn object_line(o: &ObjectSelection) -> String {
     }
 }
 
+/// "publication \"app_pub\"", or "pgsync's own publication".
+fn publication_words(p: Option<&str>) -> String {
+    match p {
+        Some(p) => format!("publication {p:?}"),
+        None => "pgsync's own publication".to_owned(),
+    }
+}
+
 fn sync_type_names(t: crate::model::SyncTypes) -> Vec<String> {
     let mut v = Vec::new();
     if t.schema {
@@ -624,6 +650,7 @@ pub fn plan(desired: &DesiredState, recorded: &RecordedState, observed: &Observe
             && before.destination == after.destination
             && before.destination_name == after.destination_name
             && before.sync_types == after.sync_types
+            && before.publication == after.publication
             && record.initial_sync_done()
             && !slot_gone
             && !facts.slot_lost;
@@ -635,9 +662,26 @@ pub fn plan(desired: &DesiredState, recorded: &RecordedState, observed: &Observe
                 after,
             });
         } else if before != after && !before.updatable_to(&after) {
+            let only_publication = TaskShape {
+                publication: after.publication.clone(),
+                ..before.clone()
+            }
+            .updatable_to(&after);
+            let reason = if only_publication {
+                // pgoutput reads a publication as of the WAL position it
+                // decodes: one created or changed after the slot's position
+                // is unknown there or misses changes, so a new slot is taken.
+                format!(
+                    "the stream moves from {} to {}; a new slot and snapshot are needed, forces re-sync",
+                    publication_words(before.publication.as_deref()),
+                    publication_words(after.publication.as_deref())
+                )
+            } else {
+                before.replace_reason(&after)
+            };
             changes.push(Action::Replace {
                 task: name.clone(),
-                reason: before.replace_reason(&after),
+                reason,
                 before,
                 after,
             });
@@ -722,6 +766,7 @@ mod tests {
                     throttle: crate::model::ThrottleSpec::default(),
                     mappings: vec![],
                     name_case: Default::default(),
+                    publication: None,
                     objects: schemas
                         .iter()
                         .map(|s| ObjectSelection::Schema {
@@ -883,6 +928,77 @@ mod tests {
             [
                 "-/+ task.app replace (slot dts_sync_app no longer exists on the source; forces re-sync)"
             ]
+        );
+    }
+
+    #[test]
+    fn a_changed_publication_forces_replacement_and_says_why() {
+        let d = desired(&[("app", &["public"])]);
+        let r = recorded_from(&d, TaskPhase::Streaming);
+        let live = Observed {
+            tasks: [(
+                "app".into(),
+                ObservedTask {
+                    slot_exists: Some(true),
+                    slot_lost: false,
+                },
+            )]
+            .into(),
+        };
+        let mut with_pub = d.clone();
+        with_pub.tasks.get_mut("app").unwrap().publication = Some("app_pub".into());
+        let p = plan(&with_pub, &r, &live);
+        assert_eq!(
+            lines(&p),
+            [
+                "-/+ task.app replace (the stream moves from pgsync's own publication to publication \"app_pub\"; a new slot and snapshot are needed, forces re-sync)"
+            ]
+        );
+        let Action::Replace { before, after, .. } = &p.actions[0] else {
+            panic!("{:?}", p.actions)
+        };
+        assert!(!before.lines().iter().any(|l| l.starts_with("publication")));
+        assert!(
+            after
+                .lines()
+                .contains(&"publication        = \"app_pub\"".to_owned())
+        );
+
+        // Recorded with the publication: nothing to do; another name is a
+        // replacement again.
+        let mut r2 = r.clone();
+        let rec = r2.tasks.get_mut("app").unwrap();
+        rec.publication = Some("app_pub".into());
+        rec.publication_external = true;
+        assert!(plan(&with_pub, &r2, &live).is_empty());
+        let mut other = with_pub.clone();
+        other.tasks.get_mut("app").unwrap().publication = Some("Other Pub".into());
+        assert_eq!(
+            lines(&plan(&other, &r2, &live)),
+            [
+                "-/+ task.app replace (the stream moves from publication \"app_pub\" to publication \"Other Pub\"; a new slot and snapshot are needed, forces re-sync)"
+            ]
+        );
+        // pgsync's own publication is recorded but is no attribute.
+        let mut r3 = r.clone();
+        r3.tasks.get_mut("app").unwrap().publication = Some("dts_pub_app".into());
+        assert!(plan(&d, &r3, &live).is_empty());
+        // A publication change together with a selection change is a
+        // replacement for the selection.
+        let mut both = with_pub.clone();
+        both.tasks
+            .get_mut("app")
+            .unwrap()
+            .objects
+            .push(ObjectSelection::Schema {
+                name: "sales".into(),
+                exclude_tables: vec![],
+                rename: None,
+                operations: None,
+            });
+        assert_eq!(
+            lines(&plan(&both, &r, &live)),
+            ["-/+ task.app replace (publication changed, schema \"sales\" added; forces re-copy)"]
         );
     }
 }

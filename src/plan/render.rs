@@ -71,10 +71,16 @@ pub fn render(plan: &Plan, out: &mut impl Write) -> fmt::Result {
                 block(out, "-/+", task, &before.lines(), &after.lines())?;
             }
             Action::Destroy { before, .. } => {
-                writeln!(
-                    out,
-                    "  # task.{task} will be destroyed: slot, publication and helper objects dropped; destination data kept"
-                )?;
+                match &before.publication {
+                    None => writeln!(
+                        out,
+                        "  # task.{task} will be destroyed: slot, publication and helper objects dropped; destination data kept"
+                    )?,
+                    Some(p) => writeln!(
+                        out,
+                        "  # task.{task} will be destroyed: slot and helper objects dropped; publication {p:?} kept (not created by pgsync); destination data kept"
+                    )?,
+                }
                 block(out, "-", task, &before.lines(), &[])?;
             }
         }
@@ -93,9 +99,12 @@ fn creation_steps(task: &str, shape: &super::TaskShape) -> String {
     let has = |t: &str| shape.sync_types.iter().any(|s| s == t);
     let mut steps = Vec::new();
     if has("incremental") {
-        steps.push(format!(
-            "publication, heartbeat, DDL capture, slot dts_sync_{task}"
-        ));
+        steps.push(match &shape.publication {
+            None => format!("publication, heartbeat, DDL capture, slot dts_sync_{task}"),
+            Some(p) => format!(
+                "slot dts_sync_{task} reading publication {p:?} (not created by pgsync), heartbeat"
+            ),
+        });
     }
     if has("schema") {
         steps.push("schema".to_owned());
@@ -170,6 +179,7 @@ mod tests {
                 name: "t".into(),
                 options: Default::default(),
             }],
+            publication: None,
         }
     }
 
@@ -219,6 +229,40 @@ Plan: 0 to add, 1 to change, 0 to destroy.
         assert_eq!(
             text,
             "No changes. Configuration, recorded state and databases agree.\n"
+        );
+    }
+
+    #[test]
+    fn a_task_reading_an_outside_publication_says_so_when_created_and_destroyed() {
+        let mut after = shape(ConflictMode::Error);
+        after.sync_types = vec!["full".into(), "incremental".into()];
+        after.publication = Some("app_pub".into());
+        let plan = Plan {
+            based_on: 1,
+            actions: vec![
+                Action::Destroy {
+                    task: "old".into(),
+                    before: after.clone(),
+                },
+                Action::Create {
+                    task: "app".into(),
+                    after,
+                },
+            ],
+        };
+        let mut text = String::new();
+        render(&plan, &mut text).unwrap();
+        assert!(
+            text.contains("  # task.old will be destroyed: slot and helper objects dropped; publication \"app_pub\" kept (not created by pgsync); destination data kept\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  # task.app will be created: slot dts_sync_app reading publication \"app_pub\" (not created by pgsync), heartbeat, full copy, stream\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("      + publication        = \"app_pub\"\n"),
+            "{text}"
         );
     }
 }

@@ -199,6 +199,9 @@ enum Helper {
     Ddl,
     /// `public.dts_sequence_state`: each row is a sequence position to set.
     Sequence,
+    /// A table the task does not select, published by a publication made
+    /// outside pgsync (e.g. `FOR ALL TABLES`): its changes are skipped.
+    Unselected,
 }
 
 /// The destination session of one task.
@@ -241,6 +244,12 @@ pub struct Sink {
     /// source transaction (e.g. an enum value added there may not be used
     /// before it commits).
     ddl_in_batch: bool,
+    /// Skip changes to tables the selection does not take (the publication
+    /// is not pgsync's and may publish more).
+    only_selected: bool,
+    /// Tables skipped by `only_selected` since the last
+    /// [`Sink::take_skipped`].
+    unselected_seen: Vec<String>,
 }
 
 /// Creates `public.dts_apply_progress` on the destination if missing.
@@ -351,7 +360,22 @@ impl Sink {
             pending: None,
             pending_txns: 0,
             ddl_in_batch: false,
+            only_selected: false,
+            unselected_seen: Vec::new(),
         })
+    }
+
+    /// Skips changes to tables the task's selection does not take, for a
+    /// publication made outside pgsync that may publish more tables
+    /// (`FOR ALL TABLES`, `FOR TABLES IN SCHEMA`, other tables).
+    pub fn skip_unselected(&mut self) {
+        self.only_selected = true;
+    }
+
+    /// Tables whose changes were skipped (not selected) since the last call,
+    /// each named once per description.
+    pub fn take_skipped(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unselected_seen)
     }
 
     /// The end LSN of the last source transaction the destination committed.
@@ -408,6 +432,13 @@ impl Sink {
             (helpers::SCHEMA, helpers::HEARTBEAT_TABLE) => Some(Helper::Heartbeat),
             (helpers::SCHEMA, DDL_TABLE) => Some(Helper::Ddl),
             (helpers::SCHEMA, helpers::SEQUENCE_TABLE) => Some(Helper::Sequence),
+            (schema, name)
+                if self.only_selected
+                    && !self.selection.iter().any(|o| o.selects(schema, name)) =>
+            {
+                self.unselected_seen.push(desc.name.to_string());
+                Some(Helper::Unselected)
+            }
             _ => None,
         };
         let route = match (&helper, &self.spec) {
@@ -658,6 +689,7 @@ impl Sink {
             }
             Some(Helper::Ddl) => return self.replay_ddl(relid, new).await,
             Some(Helper::Sequence) => return self.set_sequence(relid, new).await,
+            Some(Helper::Unselected) => return Ok(()),
             None => {}
         }
         let filtered = rel.filter.is_some();
@@ -692,10 +724,11 @@ impl Sink {
         let rel = self.described(relid, new)?;
         match rel.helper {
             Some(Helper::Sequence) => return self.set_sequence(relid, new).await,
-            Some(_) => {
+            Some(Helper::Heartbeat) => {
                 self.note_heartbeat(relid, new);
                 return Ok(());
             }
+            Some(Helper::Ddl | Helper::Unselected) => return Ok(()),
             None => {}
         }
         if self.left_out(relid) || !self.lets_through(relid, "update") {
@@ -1111,20 +1144,66 @@ impl Sink {
         ) else {
             return Ok(());
         };
-        let sql = "select setval(c.oid, $3::text::int8, $4::text::bool)
-                     from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                    where n.nspname = $1 and c.relname = $2 and c.relkind = 'S'";
         let (schema, name, value, called) = (
             schema.to_owned(),
             name.to_owned(),
             value.to_owned(),
             called.to_owned(),
         );
+        self.set_sequence_to(&schema, &name, &value, &called).await
+    }
+
+    /// `setval` of destination sequence `schema.name` (texts of the value
+    /// and `is_called`); nothing when the destination has no such sequence.
+    async fn set_sequence_to(
+        &mut self,
+        schema: &str,
+        name: &str,
+        value: &str,
+        called: &str,
+    ) -> Result<(), SinkError> {
+        let sql = "select setval(c.oid, $3::text::int8, $4::text::bool)
+                     from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                    where n.nspname = $1 and c.relname = $2 and c.relkind = 'S'";
         self.send_queue().await?;
         self.client()
             .query(sql, &[&schema, &name, &value, &called])
             .await
             .map_err(self.conn.err(format!("set sequence {schema}.{name}")))?;
+        Ok(())
+    }
+
+    /// Handles a transactional logical message of the current source
+    /// transaction: pgsync's heartbeat ([`crate::pg::admin::HEARTBEAT_MESSAGE`],
+    /// its source time goes into the progress row) and this task's sequence
+    /// positions ([`crate::pg::admin::SEQUENCE_MESSAGE`]). Other messages
+    /// (other tasks' positions, other tools') change nothing.
+    ///
+    /// # Errors
+    /// [`SinkError`] when setting a sequence fails.
+    pub async fn message(&mut self, prefix: &str, content: &[u8]) -> Result<(), SinkError> {
+        use crate::pg::admin::{HEARTBEAT_MESSAGE, SEQUENCE_MESSAGE, SequenceMessage};
+        if prefix == HEARTBEAT_MESSAGE {
+            self.heartbeat_text = std::str::from_utf8(content).ok().map(str::to_owned);
+        } else if prefix == SEQUENCE_MESSAGE {
+            let Ok(message) = serde_json::from_slice::<SequenceMessage>(content) else {
+                tracing::warn!(task = %self.task, "ignoring a malformed sequence positions message");
+                return Ok(());
+            };
+            if message.task != self.task {
+                return Ok(());
+            }
+            self.ensure_begun().await?;
+            for p in message.positions {
+                self.set_sequence_to(
+                    &p.schema,
+                    &p.name,
+                    &p.last_value.to_string(),
+                    &p.is_called.to_string(),
+                )
+                .await?;
+            }
+        }
         Ok(())
     }
 

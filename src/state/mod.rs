@@ -131,14 +131,25 @@ pub struct TaskRecord {
     /// `name_case` as applied.
     #[serde(default)]
     pub name_case: crate::model::NameCase,
-    /// Publication on the source (recorded before it is created).
+    /// Publication the stream reads: pgsync's own `dts_pub_<task>`
+    /// (recorded before it is created), or the task's `publication`
+    /// attribute (see [`TaskRecord::publication_external`]).
     pub publication: Option<String>,
+    /// `publication` was created outside pgsync (the task's `publication`
+    /// attribute): never altered, and left in place by `destroy`. `false`
+    /// (and in records written before the attribute existed): pgsync's own.
+    #[serde(default)]
+    pub publication_external: bool,
     /// Slot on the source (recorded before it is created).
     pub slot: Option<String>,
     /// LSN at which the slot's exported snapshot was taken; the stream
     /// starts there.
     pub consistent_lsn: Option<Lsn>,
-    /// The heartbeat row/table on the source was (or may have been) created.
+    /// The heartbeat and sequence-state tables on the source
+    /// (`public.dts_postgres_heartbeat`, `public.dts_sequence_state`) and
+    /// the task's rows were (or may have been) created. `false` for a
+    /// streaming task: heartbeat and sequence positions travel as logical
+    /// messages (`pg_logical_emit_message`), nothing is created.
     pub heartbeat: bool,
     /// DDL capture (event triggers, `dts_ddl_command`) was (or may have
     /// been) installed on the source for this task.
@@ -191,7 +202,8 @@ impl TaskRecord {
             objects: spec.objects.clone(),
             mappings: spec.mappings.clone(),
             name_case: spec.name_case,
-            publication: None,
+            publication: spec.publication.clone(),
+            publication_external: spec.publication.is_some(),
             slot: None,
             consistent_lsn: None,
             heartbeat: false,

@@ -940,12 +940,24 @@ async fn load_table_parts(client: &Client, cat: &mut Catalog) -> Result<(), toki
     Ok(())
 }
 
-/// `(last_value, is_called)` of each sequence, by OID. `names` are
-/// `(oid, quoted qualified name)`; read 200 at a time with `union all`.
+/// `(last_value, is_called)` of each sequence the role may read (SELECT
+/// on it), by OID; the others are left out. `names` are `(oid, quoted
+/// qualified name)`; read 200 at a time with `union all`.
 pub(super) async fn sequence_values(
     client: &Client,
     names: &[(u32, String)],
 ) -> Result<HashMap<u32, (i64, bool)>, tokio_postgres::Error> {
+    let oids: Vec<u32> = names.iter().map(|(oid, _)| *oid).collect();
+    let readable: std::collections::HashSet<u32> = client
+        .query(
+            "select o from unnest($1::oid[]) o where has_sequence_privilege(o, 'select')",
+            &[&oids],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let names: Vec<&(u32, String)> = names.iter().filter(|(o, _)| readable.contains(o)).collect();
     let mut out = HashMap::new();
     for chunk in names.chunks(200) {
         let sql = chunk

@@ -259,6 +259,13 @@ async fn build(
     let tables = renderer.tables();
     let mut warnings = selected.warnings.clone();
     warnings.append(&mut renderer.warnings);
+    for (oid, name) in &names {
+        if !values.contains_key(oid) {
+            warnings.push(format!(
+                "sequence {name}: the source role may not read its position (no SELECT on it), so the destination's sequence keeps its start value"
+            ));
+        }
+    }
     Ok(SchemaScript {
         pre_data,
         post_data,
