@@ -500,3 +500,98 @@ async fn conflicting_tables_ignore_keeps_rows_in_the_copy_and_overwrites_in_the_
     assert_eq!(got[0], Some("1:updated:b1:dst".into()), "{got:?}");
     stop_gracefully(&ws, &mut apply, "merge");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_on_renamed_and_reshaped_tables_is_replayed_under_their_new_names() {
+    let pair = Pair::start();
+    pair.source
+        .psql(
+            "app",
+            &["-c", "create schema sales;
+                     create table sales.orders (id int primary key, customer text, amount int, secret text);
+                     insert into sales.orders select g, 'c' || g, g, 's' from generate_series(1, 20) g;
+                     create table sales.items (id int primary key, label text);
+                     insert into sales.items select g, 'i' || g from generate_series(1, 5) g;"],
+        )
+        .unwrap();
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(
+        &pair.source,
+        &pair.destination,
+        "ddl_renamed",
+        "  schema \"sales\" { rename = \"reporting\" }\n  \
+         table \"sales.orders\" {\n    rename = \"reporting.purchases\"\n    \
+         columns = [\"id\", \"customer\", \"amount\"]\n    column_map = { customer = \"client\" }\n  }",
+    );
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    let mut apply = ws.spawn(&["apply", "--auto-approve"], "ddl");
+    for sql in [
+        // Not among `columns`: added, then dropped again on the destination.
+        "alter table sales.orders add column note text",
+        "insert into sales.orders values (21, 'c21', 21, 's', 'a note')",
+        "alter table sales.orders alter column amount type bigint",
+        "alter table sales.orders add constraint amount_positive check (amount > 0)",
+        "create index orders_customer on sales.orders (customer)",
+        "update sales.orders set customer = 'renamed column' where id = 1",
+        "alter table sales.items add column qty int default 1",
+        "create table sales.newtab (id int primary key, v text)",
+        "insert into sales.newtab values (1, 'x')",
+        "insert into sales.items values (6, 'i6', 7)",
+    ] {
+        exec(&src, sql).await;
+    }
+    let checks = [
+        (
+            "select string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' order by attnum) \
+             from pg_attribute where attrelid = 'reporting.purchases'::regclass and attnum > 0 \
+             and not attisdropped",
+            "id:integer,client:text,amount:bigint",
+        ),
+        (
+            "select string_agg(conname, ',') from pg_constraint \
+             where conrelid = 'reporting.purchases'::regclass and contype = 'c'",
+            "amount_positive",
+        ),
+        (
+            "select string_agg(indexrelid::regclass::text, ',' order by 1) from pg_index \
+             where indrelid = 'reporting.purchases'::regclass and not indisprimary",
+            "reporting.orders_customer",
+        ),
+        (
+            "select count(*) || ':' || max(id) || ':' || (select client from reporting.purchases where id = 1) \
+             from reporting.purchases",
+            "21:21:renamed column",
+        ),
+        (
+            "select string_agg(id || '=' || qty, ',' order by id) from reporting.items",
+            "1=1,2=1,3=1,4=1,5=1,6=7",
+        ),
+        (
+            "select string_agg(id || v, ',') from reporting.newtab",
+            "1x",
+        ),
+        (
+            "select count(*)::text from pg_namespace where nspname = 'sales'",
+            "0",
+        ),
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for (sql, want) in checks {
+        loop {
+            let got = column(&dst, sql).await;
+            if got == [Some(want.to_owned())] {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let log = std::fs::read_to_string(ws.log("ddl", "err")).unwrap_or_default();
+                panic!("{sql}: want {want:?}, got {got:?}\n{log}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    stop_gracefully(&ws, &mut apply, "ddl");
+}

@@ -1069,17 +1069,6 @@ impl Sink {
             tracing::info!(tag = %tag, "skipping DDL: `operations` leaves out \"ddl\"");
             return Ok(());
         }
-        if let Some((_, _, table)) = touched.iter().find(|(_, reshaped, _)| *reshaped) {
-            return Err(SinkError::Ddl {
-                tag,
-                query: truncate_for_message(&query),
-                reason: format!(
-                    "{table} is renamed or has selected columns on the destination, and DDL on \
-                     such tables is not replayed yet; apply the change on the destination by \
-                     hand and leave \"ddl\" out of the table's `operations`"
-                ),
-            });
-        }
         if field("event").as_deref() == Some("rows") {
             self.send_queue().await?;
             return self.insert_row_text(&tag, &query, &objects).await;
@@ -1107,6 +1096,57 @@ impl Sink {
             .await
             .map_err(self.conn.err("set search_path for DDL replay"))?;
         self.ddl_in_batch = true;
+        // Tables renamed or reshaped on the destination get their source
+        // names back for the statement (see `swap_in`), and the reshape is
+        // done again afterwards on those and on tables the statement
+        // created; a table already in its destination shape is never
+        // reshaped twice.
+        let mut swapped = Vec::new();
+        let mut fresh = Vec::new();
+        let mut staging: Vec<String> = Vec::new();
+        let mut tables = ddl_tables(&objects);
+        for t in self.index_tables(&objects).await? {
+            if !tables.contains(&t) {
+                tables.push(t);
+            }
+        }
+        for source in tables {
+            let Some(route) = self
+                .spec
+                .as_ref()
+                .and_then(|s| s.route(&source.schema, &source.name))
+            else {
+                continue;
+            };
+            if !route.reshapes() {
+                continue;
+            }
+            // The source's schema holds the table while the statement runs;
+            // one made here for that goes again afterwards.
+            let exists: bool = self
+                .client()
+                .query_one(
+                    "select exists (select 1 from pg_namespace where nspname = $1)",
+                    &[&source.schema],
+                )
+                .await
+                .map_err(self.conn.err("look up a destination schema"))?
+                .get(0);
+            if !exists {
+                self.run_reshape(
+                    &source,
+                    &[format!("create schema {}", ident(&source.schema))],
+                )
+                .await?;
+                staging.push(source.schema.clone());
+            }
+            if self.table_exists(&route.target).await? {
+                self.swap_in(&source, &route).await?;
+                swapped.push(source);
+            } else if !self.table_exists(&source).await? {
+                fresh.push(source);
+            }
+        }
         for statement in &statements {
             self.client()
                 .batch_execute(statement)
@@ -1118,7 +1158,268 @@ impl Sink {
                 })?;
             self.ddl_replayed += 1;
         }
+        for source in swapped.iter().chain(&fresh) {
+            self.swap_out(source).await?;
+        }
+        for schema in &staging {
+            let empty: bool = self
+                .client()
+                .query_one(
+                    "select not exists (select 1 from pg_class c join pg_namespace n
+                                         on n.oid = c.relnamespace where n.nspname = $1)",
+                    &[schema],
+                )
+                .await
+                .map_err(self.conn.err("look up a destination schema"))?
+                .get(0);
+            if empty {
+                self.run_reshape(
+                    &QualifiedName::new(schema.clone(), ""),
+                    &[format!("drop schema {}", ident(schema))],
+                )
+                .await?;
+            }
+        }
         Ok(())
+    }
+
+    /// The tables of the indexes a captured statement created (an index's
+    /// identity does not name its table): looked up on the source, and only
+    /// when some table of the task is reshaped.
+    async fn index_tables(&mut self, objects: &str) -> Result<Vec<QualifiedName>, SinkError> {
+        let any_reshaped = self.relations.values().any(|r| r.reshaped)
+            || self.spec.as_ref().is_some_and(|s| {
+                !s.mappings.is_empty()
+                    || s.name_case != crate::model::NameCase::Default
+                    || s.objects.iter().any(|o| match o {
+                        ObjectSelection::Schema { rename, .. } => rename.is_some(),
+                        ObjectSelection::Table { options, .. } => {
+                            options.rename.is_some()
+                                || options.columns.is_some()
+                                || !options.column_map.is_empty()
+                        }
+                    })
+            });
+        let Ok(serde_json::Value::Array(items)) =
+            serde_json::from_str::<serde_json::Value>(objects)
+        else {
+            return Ok(Vec::new());
+        };
+        let indexes: Vec<String> = items
+            .iter()
+            .filter(|o| o.get("type").and_then(|v| v.as_str()) == Some("index"))
+            .filter_map(|o| {
+                o.get("identity")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
+            .collect();
+        if !any_reshaped || indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let src = self.source().await?;
+        let mut out = Vec::new();
+        for identity in indexes {
+            if let Some(r) = src
+                .client
+                .query_opt(
+                    "select n.nspname::text, c.relname::text from pg_index i
+                       join pg_class c on c.oid = i.indrelid
+                       join pg_namespace n on n.oid = c.relnamespace
+                      where i.indexrelid = to_regclass($1)",
+                    &[&identity],
+                )
+                .await
+                .map_err(src.err("look up the table of an index"))?
+            {
+                out.push(QualifiedName::new(
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn table_exists(&self, table: &QualifiedName) -> Result<bool, SinkError> {
+        Ok(self
+            .client()
+            .query_one(
+                "select to_regclass(format('%I.%I', $1::text, $2::text)) is not null",
+                &[&table.schema, &table.name],
+            )
+            .await
+            .map_err(self.conn.err("look up a destination table"))?
+            .get(0))
+    }
+
+    /// Runs reshape statements in the open transaction.
+    async fn run_reshape(&self, table: &QualifiedName, sql: &[String]) -> Result<(), SinkError> {
+        for statement in sql {
+            self.client()
+                .batch_execute(statement)
+                .await
+                .map_err(|e| SinkError::Statement {
+                    doing: format!("reshape `{}`", truncate_for_message(statement)),
+                    table: table.to_string(),
+                    source: PgError::new("replay DDL", &self.conn.endpoint, e),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Gives the destination table of `source` (a reshaped route) its
+    /// source schema, name and column names back, so that a captured
+    /// statement naming them applies as written.
+    async fn swap_in(&mut self, source: &QualifiedName, route: &Route) -> Result<(), SinkError> {
+        let target = &route.target;
+        let columns = self.destination_columns(target).await?;
+        let mut sql = Vec::new();
+        let table = qualified(&target.schema, &target.name);
+        // The source's column names: from the stream's description when it
+        // has one, else from the source catalog.
+        let source_columns: Vec<String> =
+            match self.relations.values().find(|r| &r.desc.name == source) {
+                Some(r) => r.desc.columns.iter().map(|c| c.name.clone()).collect(),
+                None => {
+                    let src = self.source().await?;
+                    crate::pg::routes::source_columns(src, source)
+                        .await?
+                        .into_iter()
+                        .map(|c| c.name)
+                        .collect()
+                }
+            };
+        // Destination column → source column, through temporary names.
+        let renames: Vec<(String, String)> = source_columns
+            .iter()
+            .filter_map(|c| route.target_column(c).map(|t| (t, c.clone())))
+            .filter(|(t, c)| t != c && columns.contains(t))
+            .collect();
+        for (i, (from, _)) in renames.iter().enumerate() {
+            sql.push(format!(
+                "alter table {table} rename column {} to {}",
+                ident(from),
+                ident(&format!("dts_column_{i}"))
+            ));
+        }
+        for (i, (_, to)) in renames.iter().enumerate() {
+            sql.push(format!(
+                "alter table {table} rename column {} to {}",
+                ident(&format!("dts_column_{i}")),
+                ident(to)
+            ));
+        }
+        let mut at = target.clone();
+        if at.name != source.name {
+            sql.push(format!(
+                "alter table {} rename to {}",
+                qualified(&at.schema, &at.name),
+                ident(&source.name)
+            ));
+            at.name = source.name.clone();
+        }
+        if at.schema != source.schema {
+            sql.push(format!(
+                "create schema if not exists {}",
+                ident(&source.schema)
+            ));
+            sql.push(format!(
+                "alter table {} set schema {}",
+                qualified(&at.schema, &at.name),
+                ident(&source.schema)
+            ));
+        }
+        self.run_reshape(source, &sql).await
+    }
+
+    /// Reshapes table `source` (as the source names it, on the destination
+    /// under that name) to its route: unselected columns dropped, columns
+    /// renamed, table renamed and moved. A table that is not there (dropped
+    /// or renamed by the statement) or whose route keeps its shape is left.
+    async fn swap_out(&self, source: &QualifiedName) -> Result<(), SinkError> {
+        let Some(route) = self
+            .spec
+            .as_ref()
+            .and_then(|s| s.route(&source.schema, &source.name))
+        else {
+            return Ok(());
+        };
+        if !route.reshapes() {
+            return Ok(());
+        }
+        let columns = self.destination_columns(source).await?;
+        if columns.is_empty() {
+            return Ok(());
+        }
+        let table = qualified(&source.schema, &source.name);
+        let mut sql = Vec::new();
+        let dropped: Vec<String> = columns
+            .iter()
+            .filter(|c| !route.selects_column(c))
+            .map(|c| format!("drop column {} cascade", ident(c)))
+            .collect();
+        if !dropped.is_empty() {
+            sql.push(format!("alter table {table} {}", dropped.join(", ")));
+        }
+        let renames: Vec<(String, String)> = columns
+            .iter()
+            .filter_map(|c| route.target_column(c).map(|t| (c.clone(), t)))
+            .filter(|(c, t)| c != t)
+            .collect();
+        for (i, (from, _)) in renames.iter().enumerate() {
+            sql.push(format!(
+                "alter table {table} rename column {} to {}",
+                ident(from),
+                ident(&format!("dts_column_{i}"))
+            ));
+        }
+        for (i, (_, to)) in renames.iter().enumerate() {
+            sql.push(format!(
+                "alter table {table} rename column {} to {}",
+                ident(&format!("dts_column_{i}")),
+                ident(to)
+            ));
+        }
+        let target = &route.target;
+        let mut at = source.clone();
+        if target.name != at.name {
+            sql.push(format!(
+                "alter table {} rename to {}",
+                qualified(&at.schema, &at.name),
+                ident(&target.name)
+            ));
+            at.name = target.name.clone();
+        }
+        if target.schema != at.schema {
+            sql.push(format!(
+                "create schema if not exists {}",
+                ident(&target.schema)
+            ));
+            sql.push(format!(
+                "alter table {} set schema {}",
+                qualified(&at.schema, &at.name),
+                ident(&target.schema)
+            ));
+        }
+        self.run_reshape(source, &sql).await
+    }
+
+    /// Columns of destination table `table` (empty when it does not exist).
+    async fn destination_columns(&self, table: &QualifiedName) -> Result<Vec<String>, SinkError> {
+        Ok(self
+            .client()
+            .query(
+                "select attname::text from pg_attribute
+                  where attrelid = to_regclass(format('%I.%I', $1::text, $2::text))
+                    and attnum > 0 and not attisdropped order by attnum",
+                &[&table.schema, &table.name],
+            )
+            .await
+            .map_err(self.conn.err("read destination columns"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
     }
 
     /// Sets a destination sequence to the position a row of
@@ -1614,6 +1915,57 @@ fn ddl_touches(objects: &str, table: &QualifiedName) -> bool {
     })
 }
 
+/// The tables a captured statement's objects belong to, by source name:
+/// `schema.table` of tables, columns (`schema.table.column`) and of objects
+/// `NAME on schema.table` (constraints, triggers, rules, policies).
+fn ddl_tables(objects: &str) -> Vec<QualifiedName> {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(objects)
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<QualifiedName> = Vec::new();
+    for o in items {
+        let kind = o.get("type").and_then(|v| v.as_str()).unwrap_or("");
+        let identity = o.get("identity").and_then(|v| v.as_str()).unwrap_or("");
+        let on_table = identity.rsplit_once(" on ").map_or(identity, |(_, t)| t);
+        let parts = identity_parts(on_table);
+        let wanted = matches!(kind, "table" | "table column")
+            || (kind.starts_with("table constraint")
+                || kind == "trigger"
+                || kind == "rule"
+                || kind == "policy");
+        if !wanted || parts.len() < 2 {
+            continue;
+        }
+        let t = QualifiedName::new(parts[0].clone(), parts[1].clone());
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// The dot-separated parts of an identity, unquoted (`"a.b".c` → `a.b`, `c`).
+fn identity_parts(identity: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut chars = identity.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    parts
+}
+
 /// `quote_ident()`'s rule: lower-case letters, digits and `_`, not
 /// starting with a digit, stay bare; anything else is double-quoted.
 fn quote_if_needed(name: &str) -> String {
@@ -2023,6 +2375,22 @@ mod tests {
         assert!(
             !statement_sql(&r, b'U', &[false, true, false, true, false, false])
                 .contains("conflict")
+        );
+    }
+
+    #[test]
+    fn ddl_objects_name_their_tables() {
+        let objects = r#"[{"type": "table", "identity": "\"My.S\".t"},
+                          {"type": "table column", "identity": "s.\"T\".c"},
+                          {"type": "table constraint", "identity": "pk on s.u"},
+                          {"type": "index", "identity": "s.i"}]"#;
+        assert_eq!(
+            ddl_tables(objects),
+            [
+                QualifiedName::new("My.S", "t"),
+                QualifiedName::new("s", "T"),
+                QualifiedName::new("s", "u"),
+            ]
         );
     }
 
