@@ -1170,9 +1170,14 @@ pub(super) fn comment(cat: &Catalog, kind: Kind, oid: u32, out: &mut Vec<Stateme
         },
     };
     if let Some(text) = text {
+        let name = match kind {
+            // Already reads `cast (a as b)`.
+            Kind::Cast => display(cat, kind, oid),
+            _ => format!("{} {}", kind.what(), display(cat, kind, oid)),
+        };
         out.push(stmt(
             "comment",
-            format!("{} {}", kind.what(), display(cat, kind, oid)),
+            name,
             format!("comment on {} {target} is {}", kind.what(), literal(text)),
         ));
     }
