@@ -2,7 +2,7 @@
 //! destination in commit order, interleaved with the DML around it.
 
 use crate::schema_sync::{assert_same, fingerprint};
-use crate::support::cli::{Workspace, expect_exit};
+use crate::support::cli::{Workspace, expect_exit, stop_gracefully};
 use crate::support::pg::{Pair, column, connect, exec};
 use crate::support::sync::assert_converges;
 
@@ -165,5 +165,81 @@ async fn a_column_the_destination_lacks_stops_the_stream_naming_it() {
         [Some("kept".to_owned())]
     );
     exec(&src, "alter event trigger dts_ddl_capture enable").await;
+    expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_index_ddl_while_streaming_is_replayed() {
+    let pair = Pair::start();
+    pair.source
+        .psql(
+            "app",
+            &[
+                "-c",
+                "create table item (id int primary key, name text, code text);
+                 insert into item select g, 'n' || g, 'c' || g from generate_series(1, 500) g;
+                 create table part (id int primary key, v text) partition by range (id);
+                 create table part_1 partition of part for values from (0) to (100);
+                 insert into part select g, 'v' from generate_series(0, 99) g;",
+            ],
+        )
+        .unwrap();
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(
+        &pair.source,
+        &pair.destination,
+        "cic",
+        "  sync_types  = [\"schema\", \"full\", \"incremental\"]\n  schema \"public\" {}",
+    );
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    let mut apply = ws.spawn(&["apply", "--auto-approve"], "cic");
+    // Each runs alone, outside a transaction block, as these forms must.
+    let statements = [
+        "create index concurrently item_name on item (name)",
+        "insert into item values (501, 'late', 'c501')",
+        "create unique index concurrently if not exists item_code on item (code)",
+        "update item set name = 'renamed' where id = 1",
+        "drop index concurrently item_name",
+        // Captured from 17 on, and not replayed.
+        "reindex index concurrently item_code",
+        "insert into item values (502, 'later', 'c502')",
+        // A partition's own index.
+        "create index concurrently part_1_v on part_1 (v)",
+        "update part set v = 'after' where id = 5",
+    ];
+    for sql in statements {
+        exec(&src, sql).await;
+    }
+    assert_converges(&src, &dst, 60, "after the concurrent DDL").await;
+    let strip = |lines: Vec<String>| -> Vec<String> {
+        lines.into_iter().filter(|l| !l.contains("dts_")).collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while strip(fingerprint(&dst).await) != strip(fingerprint(&src).await)
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_same(
+        &strip(fingerprint(&dst).await),
+        &strip(fingerprint(&src).await),
+    );
+    assert_eq!(
+        column(
+            &dst,
+            "select string_agg(c.relname || ' ' || i.indisvalid || ' ' || i.indisunique, ', ' order by c.relname)
+               from pg_index i join pg_class c on c.oid = i.indexrelid
+              where i.indrelid = 'item'::regclass"
+        )
+        .await,
+        [Some("item_code true true, item_pkey true true".to_owned())]
+    );
+    stop_gracefully(&ws, &mut apply, "cic");
+    let log = std::fs::read_to_string(ws.log("cic", "err")).unwrap_or_default();
+    assert!(!log.contains("error"), "{log}");
     expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
 }

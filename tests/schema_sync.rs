@@ -10,6 +10,9 @@ use tokio_postgres::Client;
 
 use crate::support::pg::{Pair, column, connect, pair_majors, shared_testdata};
 
+/// Operators, operator classes and families, casts and text search objects.
+mod objects;
+
 /// Namespaces holding user objects (`n` is the `pg_namespace` alias).
 const USER_NS: &str = "n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') \
      and n.nspname !~ '^pg_(toast_)?temp_'";
@@ -29,7 +32,11 @@ const USER_NS: &str = "n.nspname not in ('pg_catalog', 'information_schema', 'pg
 /// views and matviews (`pg_get_viewdef`), functions (`pg_get_functiondef`),
 /// aggregates, triggers (`pg_get_triggerdef` and `tgenabled`), rules,
 /// policies, sequences (parameters, owner, last value), enum labels, domains,
-/// composite and range types, and comments.
+/// composite and range types, operators (function, commutator, negator,
+/// estimators, HASHES/MERGES), operator families with every member (bound
+/// to a class or loose), operator classes, user casts, text search parsers,
+/// templates, dictionaries and configurations with their mappings, and
+/// comments. Extension members are left out.
 ///
 /// Differences in how servers of different major versions store or deparse
 /// the same schema are normalized (docs/testing.md, "What is normalized"):
@@ -176,6 +183,95 @@ select format('type %s type=%s enum=%s base=%s notnull=%s default=%s range=%s co
    and not exists (select 1 from pg_class s where s.oid = t.typrelid and s.relkind = 'S')
    and not ({implicit_multirange} and (t.typtype = 'm' or exists (
            select 1 from pg_type m where m.oid = t.typelem and m.typtype = 'm')))
+union all
+select format('operator %s.%s(%s,%s) result=%s function=%s commutator=%s negator=%s restrict=%s join=%s hashes=%s merges=%s comment=%s',
+              quote_ident(n.nspname), o.oprname, format_type(o.oprleft, null),
+              format_type(o.oprright, null), format_type(o.oprresult, null), o.oprcode::regprocedure,
+              o.oprcom::regoperator, o.oprnegate::regoperator, o.oprrest::regprocedure,
+              o.oprjoin::regprocedure, o.oprcanhash, o.oprcanmerge, obj_description(o.oid, 'pg_operator'))
+  from pg_operator o join pg_namespace n on n.oid = o.oprnamespace where {USER_NS}
+   and not exists (select 1 from pg_depend d where d.classid = 'pg_operator'::regclass
+                   and d.objid = o.oid and d.deptype = 'e')
+union all
+select format('operator family %s.%s using %s comment=%s members=%s',
+              quote_ident(n.nspname), quote_ident(f.opfname), am.amname,
+              obj_description(f.oid, 'pg_opfamily'),
+              (select string_agg(m, '; ' order by m) from (
+                   select format('operator %s (%s,%s) %s purpose=%s sort=%s', a.amopstrategy,
+                                 format_type(a.amoplefttype, null), format_type(a.amoprighttype, null),
+                                 a.amopopr::regoperator, a.amoppurpose,
+                                 (select quote_ident(sn.nspname) || '.' || quote_ident(s.opfname)
+                                    from pg_opfamily s join pg_namespace sn on sn.oid = s.opfnamespace
+                                   where s.oid = a.amopsortfamily)) as m
+                     from pg_amop a where a.amopfamily = f.oid
+                   union all
+                   select format('function %s (%s,%s) %s', p.amprocnum,
+                                 format_type(p.amproclefttype, null), format_type(p.amprocrighttype, null),
+                                 p.amproc::regprocedure)
+                     from pg_amproc p where p.amprocfamily = f.oid) members))
+  from pg_opfamily f join pg_am am on am.oid = f.opfmethod
+  join pg_namespace n on n.oid = f.opfnamespace where {USER_NS}
+   and not exists (select 1 from pg_depend d where d.classid = 'pg_opfamily'::regclass
+                   and d.objid = f.oid and d.deptype = 'e')
+union all
+select format('operator class %s.%s using %s type=%s default=%s family=%s.%s storage=%s comment=%s',
+              quote_ident(n.nspname), quote_ident(c.opcname), am.amname, format_type(c.opcintype, null),
+              c.opcdefault, quote_ident(fn.nspname), quote_ident(f.opfname),
+              format_type(nullif(c.opckeytype, 0), null), obj_description(c.oid, 'pg_opclass'))
+  from pg_opclass c join pg_am am on am.oid = c.opcmethod
+  join pg_opfamily f on f.oid = c.opcfamily join pg_namespace fn on fn.oid = f.opfnamespace
+  join pg_namespace n on n.oid = c.opcnamespace where {USER_NS}
+   and not exists (select 1 from pg_depend d where d.classid = 'pg_opclass'::regclass
+                   and d.objid = c.oid and d.deptype = 'e')
+union all
+-- user casts: not made by initdb, an extension, or a range type for its multirange
+select format('cast (%s as %s) function=%s context=%s method=%s comment=%s',
+              format_type(c.castsource, null), format_type(c.casttarget, null),
+              c.castfunc::regprocedure, c.castcontext, c.castmethod, obj_description(c.oid, 'pg_cast'))
+  from pg_cast c where c.oid >= 16384
+   and not exists (select 1 from pg_depend d where d.classid = 'pg_cast'::regclass
+                   and d.objid = c.oid and d.deptype in ('e', 'i'))
+union all
+select format('text search parser %s.%s start=%s token=%s end=%s lextypes=%s headline=%s comment=%s',
+              quote_ident(n.nspname), quote_ident(p.prsname), p.prsstart::regprocedure,
+              p.prstoken::regprocedure, p.prsend::regprocedure, p.prslextype::regprocedure,
+              p.prsheadline::regprocedure, obj_description(p.oid, 'pg_ts_parser'))
+  from pg_ts_parser p join pg_namespace n on n.oid = p.prsnamespace where {USER_NS}
+   and not exists (select 1 from pg_depend d where d.classid = 'pg_ts_parser'::regclass
+                   and d.objid = p.oid and d.deptype = 'e')
+union all
+select format('text search template %s.%s init=%s lexize=%s comment=%s',
+              quote_ident(n.nspname), quote_ident(t.tmplname), t.tmplinit::regprocedure,
+              t.tmpllexize::regprocedure, obj_description(t.oid, 'pg_ts_template'))
+  from pg_ts_template t join pg_namespace n on n.oid = t.tmplnamespace where {USER_NS}
+   and not exists (select 1 from pg_depend d where d.classid = 'pg_ts_template'::regclass
+                   and d.objid = t.oid and d.deptype = 'e')
+union all
+select format('text search dictionary %s.%s template=%s.%s options=%s comment=%s',
+              quote_ident(n.nspname), quote_ident(d.dictname), quote_ident(tn.nspname),
+              quote_ident(t.tmplname), d.dictinitoption, obj_description(d.oid, 'pg_ts_dict'))
+  from pg_ts_dict d join pg_ts_template t on t.oid = d.dicttemplate
+  join pg_namespace tn on tn.oid = t.tmplnamespace
+  join pg_namespace n on n.oid = d.dictnamespace where {USER_NS}
+   and not exists (select 1 from pg_depend e where e.classid = 'pg_ts_dict'::regclass
+                   and e.objid = d.oid and e.deptype = 'e')
+union all
+select format('text search configuration %s.%s parser=%s.%s comment=%s mappings=%s',
+              quote_ident(n.nspname), quote_ident(c.cfgname), quote_ident(pn.nspname),
+              quote_ident(p.prsname), obj_description(c.oid, 'pg_ts_config'),
+              (select string_agg(format('%s:%s', tt.alias, dicts), ' ' order by tt.tokid)
+                 from ts_token_type(c.cfgparser) tt
+                 join lateral (select string_agg(quote_ident(dn.nspname) || '.' || quote_ident(dd.dictname),
+                                                 ',' order by m.mapseqno) as dicts
+                                 from pg_ts_config_map m join pg_ts_dict dd on dd.oid = m.mapdict
+                                 join pg_namespace dn on dn.oid = dd.dictnamespace
+                                where m.mapcfg = c.oid and m.maptokentype = tt.tokid) md
+                   on md.dicts is not null))
+  from pg_ts_config c join pg_ts_parser p on p.oid = c.cfgparser
+  join pg_namespace pn on pn.oid = p.prsnamespace
+  join pg_namespace n on n.oid = c.cfgnamespace where {USER_NS}
+   and not exists (select 1 from pg_depend d where d.classid = 'pg_ts_config'::regclass
+                   and d.objid = c.oid and d.deptype = 'e')
 order by 1"
     );
     let mut lines: Vec<String> = column(client, &sql)

@@ -428,8 +428,10 @@ pub async fn drop_slot(src: &Connected, name: &str) -> Result<(), PgError> {
 
 /// The user-visible schema objects of a database as `(type, identity)`
 /// pairs from `pg_identify_object()`: schemas, relations, standalone
-/// types, routines, collations and extensions, leaving out members of
-/// extensions and pgsync's own `public.dts_*` objects.
+/// types, routines, collations, extensions, operators, operator classes
+/// and families, user casts (not those a range type makes for its
+/// multirange) and text search objects, leaving out members of extensions
+/// and pgsync's own `public.dts_*` objects.
 ///
 /// # Errors
 /// [`PgError`].
@@ -469,7 +471,26 @@ pub async fn schema_object_addresses(
                      union all
                      select 'pg_collation'::regclass, oid from pg_collation
                      union all
-                     select 'pg_extension'::regclass, oid from pg_extension) o
+                     select 'pg_extension'::regclass, oid from pg_extension
+                     union all
+                     select 'pg_operator'::regclass, oid from pg_operator
+                     union all
+                     select 'pg_opfamily'::regclass, oid from pg_opfamily
+                     union all
+                     select 'pg_opclass'::regclass, oid from pg_opclass
+                     union all
+                     select 'pg_cast'::regclass, c.oid from pg_cast c
+                      where c.oid >= 16384
+                        and not exists (select 1 from pg_depend d where d.classid = 'pg_cast'::regclass
+                                          and d.objid = c.oid and d.deptype = 'i')
+                     union all
+                     select 'pg_ts_config'::regclass, oid from pg_ts_config
+                     union all
+                     select 'pg_ts_dict'::regclass, oid from pg_ts_dict
+                     union all
+                     select 'pg_ts_template'::regclass, oid from pg_ts_template
+                     union all
+                     select 'pg_ts_parser'::regclass, oid from pg_ts_parser) o
               where not exists (select 1 from pg_depend d
                                  where d.classid = o.classid and d.objid = o.objid and d.deptype = 'e')
                 and (pg_identify_object(o.classid, o.objid, 0)).schema is distinct from 'pg_catalog'
@@ -524,6 +545,14 @@ pub async fn drop_schema_objects(
         "view",
         "foreign table",
         "table",
+        "text search configuration",
+        "text search dictionary",
+        "text search template",
+        "text search parser",
+        "operator class",
+        "operator family",
+        "operator",
+        "cast",
         "aggregate",
         "procedure",
         "function",

@@ -35,7 +35,7 @@ use crate::model::{
 };
 use crate::pg::ddl_capture::DDL_TABLE;
 use crate::pg::{Connected, PgError};
-use crate::sql::split::{head_matches_tag, split};
+use crate::sql::split::{head_matches_tag, split, without_concurrently};
 use crate::sql::{helpers, ident, qualified};
 
 /// A column of a relation as the stream describes it (pgoutput Relation).
@@ -1803,6 +1803,13 @@ struct Call {
 /// CREATE TABLE AS / SELECT INTO (whose rows arrive in the stream anyway),
 /// the definitions the event trigger recorded for the objects are used.
 ///
+/// The replay runs inside the destination transaction, where `CONCURRENTLY`
+/// is refused: `CREATE INDEX CONCURRENTLY` and `DROP INDEX CONCURRENTLY`
+/// are replayed without it (the same index, built while the destination
+/// table is locked against writes, or the same drop). REINDEX (captured from PostgreSQL 17) is not replayed:
+/// it rebuilds what the destination built itself, and some of its forms
+/// cannot run in a transaction at all.
+///
 /// # Errors
 /// Why the event cannot be replayed.
 fn ddl_statements(
@@ -1823,6 +1830,9 @@ fn ddl_statements(
                 .map(str::to_owned)
         })
         .collect();
+    if tag == "REINDEX" {
+        return Ok(Vec::new());
+    }
     if matches!(tag, "CREATE TABLE AS" | "SELECT INTO") {
         return if definitions.is_empty() {
             Err(format!(
@@ -1856,7 +1866,8 @@ fn ddl_statements(
     });
     if let Some((index, piece)) = found {
         cursor.insert(query.to_owned(), index + 1);
-        return Ok(vec![piece.text.to_owned()]);
+        let statement = without_concurrently(piece.text).unwrap_or_else(|| piece.text.to_owned());
+        return Ok(vec![statement]);
     }
     if definitions.is_empty() {
         Err("the statement is not in the captured query string (it ran inside a function or DO block), \
@@ -2478,6 +2489,42 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("ran inside a function or DO block"), "{err}");
+    }
+
+    #[test]
+    fn concurrent_index_ddl_is_replayed_without_concurrently_and_reindex_not_at_all() {
+        let mut cursor = HashMap::new();
+        let index = r#"[{"type":"index","identity":"public.t_v","definition":"CREATE INDEX t_v ON public.t USING btree (v)"}]"#;
+        assert_eq!(
+            ddl_statements(
+                "CREATE INDEX",
+                "create index concurrently t_v on t (v)",
+                index,
+                &mut cursor
+            )
+            .unwrap(),
+            ["create index t_v on t (v)"]
+        );
+        assert_eq!(
+            ddl_statements(
+                "DROP INDEX",
+                "drop index concurrently if exists t_v",
+                r#"[{"type":"index","identity":"public.t_v"}]"#,
+                &mut cursor
+            )
+            .unwrap(),
+            ["drop index if exists t_v"]
+        );
+        assert!(
+            ddl_statements(
+                "REINDEX",
+                "reindex index concurrently t_v",
+                r#"[{"type":"index","identity":"public.t_v"}]"#,
+                &mut cursor
+            )
+            .unwrap()
+            .is_empty()
+        );
     }
 
     #[test]

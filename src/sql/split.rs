@@ -190,6 +190,98 @@ pub fn head_matches_tag(head: &str, tag: &str) -> bool {
         && head_words[..tag_words.len()] == tag_words[..]
 }
 
+/// A token of a statement: its byte range and, for an unquoted word, the
+/// word in lower case (`None` for quoted names, strings, numbers and
+/// punctuation). Comments and white space are skipped.
+struct Token {
+    start: usize,
+    end: usize,
+    word: Option<String>,
+}
+
+fn tokens(text: &str) -> Vec<Token> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        match b[i] {
+            c if c.is_ascii_whitespace() => {
+                i += 1;
+                continue;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i = skip_block_comment(b, i);
+                continue;
+            }
+            b'\'' => i = skip_quoted(b, i, b'\'', false),
+            b'"' => i = skip_quoted(b, i, b'"', false),
+            b'$' => i = skip_dollar(text, i),
+            c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                while i < b.len() && is_ident_byte(b, i) {
+                    i += 1;
+                }
+                // E'…' strings: the prefix and the string are one token.
+                if i - start == 1 && matches!(c, b'e' | b'E') && b.get(i) == Some(&b'\'') {
+                    i = skip_quoted(b, i, b'\'', true);
+                    out.push(Token {
+                        start,
+                        end: i,
+                        word: None,
+                    });
+                    continue;
+                }
+                out.push(Token {
+                    start,
+                    end: i,
+                    word: text.get(start..i).map(str::to_ascii_lowercase),
+                });
+                continue;
+            }
+            _ => i += 1,
+        }
+        out.push(Token {
+            start,
+            end: i.min(b.len()),
+            word: None,
+        });
+    }
+    out
+}
+
+/// The statement without its `CONCURRENTLY`, for `CREATE [UNIQUE] INDEX
+/// CONCURRENTLY` and `DROP INDEX CONCURRENTLY`, which PostgreSQL refuses
+/// inside a transaction block: the same index results (or goes), built or
+/// dropped while holding the table's lock instead. `None` for any other
+/// statement. (`DETACH PARTITION … CONCURRENTLY` is not rewritten: unlike
+/// the plain form it also leaves a CHECK constraint on the partition.)
+pub fn without_concurrently(statement: &str) -> Option<String> {
+    let toks = tokens(statement);
+    let word = |i: usize| toks.get(i).and_then(|t| t.word.as_deref());
+    let at = match (word(0), word(1), word(2)) {
+        (Some("create"), Some("index"), Some("concurrently")) => Some(2),
+        (Some("create"), Some("unique"), Some("index")) if word(3) == Some("concurrently") => {
+            Some(3)
+        }
+        (Some("drop"), Some("index"), Some("concurrently")) => Some(2),
+        _ => None,
+    }?;
+    let token = &toks[at];
+    let before = statement.get(..token.start)?.trim_end();
+    let after = statement.get(token.end..)?.trim_start();
+    Some(if after.is_empty() {
+        before.to_owned()
+    } else {
+        format!("{before} {after}")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,14 +338,48 @@ mod tests {
         assert!(!head_matches_tag("create index", "CREATE TABLE"));
     }
 
+    #[test]
+    fn concurrently_is_removed_where_it_keeps_a_statement_out_of_transactions() {
+        assert_eq!(
+            without_concurrently("create index concurrently i on t (v)").as_deref(),
+            Some("create index i on t (v)")
+        );
+        assert_eq!(
+            without_concurrently(
+                "CREATE UNIQUE INDEX /* c */ CONCURRENTLY IF NOT EXISTS \"Concurrently\" ON t (concurrently(v))"
+            )
+            .as_deref(),
+            Some("CREATE UNIQUE INDEX /* c */ IF NOT EXISTS \"Concurrently\" ON t (concurrently(v))")
+        );
+        assert_eq!(
+            without_concurrently("drop index\n  concurrently if exists s.i").as_deref(),
+            Some("drop index if exists s.i")
+        );
+        assert_eq!(
+            without_concurrently("alter table p detach partition p1 concurrently"),
+            None
+        );
+        assert_eq!(without_concurrently("create index i on t (v)"), None);
+        assert_eq!(
+            without_concurrently("alter table t add column concurrently int"),
+            None
+        );
+        assert_eq!(
+            without_concurrently("create index i on t (v) where v <> 'concurrently'"),
+            None
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(q in "\\PC{0,200}") {
             let _ = split(&q);
+            let _ = without_concurrently(&q);
         }
         #[test]
         fn never_panics_on_sql_like_bytes(q in "[-$;'\"/*a-z E\\\\\\n]{0,120}") {
             let _ = split(&q);
+            let _ = without_concurrently(&q);
         }
     }
 }

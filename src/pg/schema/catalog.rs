@@ -39,7 +39,7 @@ pub(super) const PG_EXTENSION: u32 = 3079;
 pub(super) const PG_POLICY: u32 = 3256;
 
 /// Namespaces that hold user objects (`n` is the `pg_namespace` alias).
-const USER_NS: &str = "n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') \
+pub(super) const USER_NS: &str = "n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') \
      and n.nspname !~ '^pg_(toast_)?temp_'";
 
 /// Everything [`super::generate`] needs from the source, keyed by OID.
@@ -73,6 +73,8 @@ pub(super) struct Catalog {
     /// `pg_attrdef.oid` → `(adrelid, adnum)`.
     pub attrdefs: HashMap<u32, (u32, i16)>,
     pub depends: Vec<Depend>,
+    /// Operators, operator families and classes, casts, text search objects.
+    pub objects: super::objects::Objects,
 }
 
 /// A `pg_namespace` row.
@@ -436,6 +438,7 @@ pub(super) async fn load(client: &Client) -> Result<Catalog, tokio_postgres::Err
     load_functions(client, &mut cat).await?;
     load_relations(client, &mut cat).await?;
     load_table_parts(client, &mut cat).await?;
+    super::objects::load(client, &mut cat.objects).await?;
 
     for row in client
         .query(

@@ -334,6 +334,9 @@ impl<'a> Renderer<'a> {
                 ));
             }
             Node::Type(oid) => self.create_type(oid, node, out),
+            Node::Object(kind, oid) => {
+                super::objects::create(cat, self.sel, kind, oid, out, &mut self.warnings)
+            }
             Node::Function(oid) => {
                 let f = &cat.functions[&oid];
                 match (f.kind, &f.definition) {
@@ -827,6 +830,7 @@ impl<'a> Renderer<'a> {
         match node {
             Node::Schema(oid) => push("schema", q, &cat.namespaces[&oid].comment),
             Node::Extension(_) => {}
+            Node::Object(kind, oid) => super::objects::comment(cat, kind, oid, out),
             Node::Collation(oid) => push("collation", q, &cat.collations[&oid].comment),
             Node::Type(oid) => {
                 let t = &cat.types[&oid];

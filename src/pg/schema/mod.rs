@@ -14,10 +14,13 @@
 //!   `IntervalStyle = postgres` and `extra_float_digits = 3`, which every
 //!   server reads back unambiguously. The caller's settings are restored.
 //! - **Order.** `pre_data` creates schemas, extensions, collations, types,
-//!   sequences, functions, aggregates, tables, views and materialized views
-//!   in `pg_depend` order (a topological sort, ties broken by kind and
+//!   sequences, functions, aggregates, operators, operator families and
+//!   classes, casts, text search objects, tables, views and materialized
+//!   views in `pg_depend` order (a topological sort, ties broken by kind and
 //!   name); a function returning a table's row type comes after the table,
-//!   a view after the views it reads. A column default that calls a
+//!   a view after the views it reads, an operator class before the range
+//!   type or index using it, a text search configuration before the
+//!   generated column naming it. A column default that calls a
 //!   function whose SQL-standard body reads the table (a cycle) is set by
 //!   `alter column … set default` once the function exists; other cycles
 //!   are reported in the warnings. `post_data` adds what would slow the
@@ -47,9 +50,12 @@
 //! major version. PostgreSQL 18's named NOT NULL constraints keep their
 //! names.
 //!
+//! Operators, operator families and classes, casts and text search objects
+//! follow the rules documented in `objects.rs` (a cast is taken with its
+//! types or function; an operator brings its commutator and negator).
+//!
 //! Not created: owners and grants, tablespaces, security labels, foreign
-//! tables and servers, user-defined base types, operators, operator classes
-//! and families, casts, text search objects, statistics objects, event
+//! tables and servers, user-defined base types, statistics objects, event
 //! triggers, publications and subscriptions, and range types' canonical
 //! functions. [`SchemaScript::warnings`] names the foreign tables, base
 //! types and canonical functions met, and every object left out because it
@@ -59,6 +65,7 @@
 mod catalog;
 mod ddl;
 mod graph;
+mod objects;
 mod select;
 
 use tokio_postgres::Client;
@@ -144,7 +151,9 @@ pub struct SchemaScript {
     /// Run before the data copy, in order: `set check_function_bodies =
     /// off`, schemas, extensions, collations, types (enum, domain with its
     /// CHECKs, composite, range), sequences, functions and procedures,
-    /// aggregates, tables (columns with their types, collations, defaults,
+    /// aggregates, operators, operator families (with their loose members)
+    /// and classes, casts, text search parsers, templates, dictionaries and
+    /// configurations (with their mappings), tables (columns with their types, collations, defaults,
     /// NOT NULL, identity, generated expressions, valid CHECKs; partitioned
     /// parents before their partitions; `owned by` of serial sequences;
     /// row-level security switches), views and materialized views (`with no

@@ -20,6 +20,7 @@ use super::catalog::{
     PG_POLICY, PG_PROC, PG_REWRITE, PG_TRIGGER, PG_TYPE,
 };
 use super::graph::toposort;
+use super::objects::{self, Kind, PG_AMOP, PG_AMPROC};
 
 /// One object created before the data copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,6 +37,9 @@ pub(super) enum Node {
     Function(u32),
     /// `pg_class` OID: table, partition, view, materialized view or sequence.
     Relation(u32),
+    /// An operator, operator family or class, cast or text search object
+    /// (see [`super::objects`]), by its catalog's OID.
+    Object(Kind, u32),
 }
 
 /// The chosen objects, in creation order.
@@ -144,7 +148,14 @@ impl Catalog {
                 .extensions
                 .contains_key(&objid)
                 .then_some(Node::Extension(objid)),
-            _ => None,
+            PG_AMOP | PG_AMPROC => {
+                let (classid, objid) = self.objects.member_owner(classid, objid)?;
+                self.node_of(classid, objid)
+            }
+            _ => self
+                .objects
+                .kind_of(classid, objid)
+                .map(|kind| Node::Object(kind, objid)),
         }
     }
 
@@ -197,6 +208,7 @@ impl Catalog {
                 .relations
                 .get(&oid)
                 .map_or(missing, |r| (r.schema, r.name.as_str())),
+            Node::Object(kind, oid) => self.objects.name(kind, oid).unwrap_or(missing),
         }
     }
 
@@ -212,6 +224,7 @@ impl Catalog {
                     .get(&oid)
                     .map_or("", |f| f.identity_args.as_str())
             ),
+            Node::Object(kind, oid) => objects::display(self, kind, oid),
             _ => format!("{}.{name}", self.schema_name(schema)),
         }
     }
@@ -233,11 +246,12 @@ impl Catalog {
                 Some('a') => 6,
                 _ => 5,
             },
+            Node::Object(kind, _) => kind.rank(),
             Node::Relation(oid) => match self.relations.get(&oid).map(|r| r.kind) {
                 Some('S') => 4,
-                Some('v') => 8,
-                Some('m') => 9,
-                _ => 7,
+                Some('v') => 16,
+                Some('m') => 17,
+                _ => 15,
             },
         }
     }
@@ -342,6 +356,11 @@ pub(super) fn select(cat: &Catalog, selection: &SchemaSelection) -> Selected {
                     r.name
                 )),
                 _ => {}
+            }
+        }
+        for (kind, oid) in cat.objects.in_schema(ns) {
+            if !is_member(kind.classid(), oid) {
+                set.insert(Node::Object(kind, oid));
             }
         }
     }
@@ -456,9 +475,23 @@ pub(super) fn select(cat: &Catalog, selection: &SchemaSelection) -> Selected {
         }
     }
 
-    // Closure: bring what the chosen objects need.
+    // Closure: bring what the chosen objects need. Nothing depends on a
+    // cast or on an operator's commutator: once the closure is complete,
+    // what the chosen objects imply joins (see `objects::implied`), and what
+    // that needs is brought in turn.
     let mut work: Vec<Node> = set.iter().copied().collect();
-    while let Some(node) = work.pop() {
+    loop {
+        let Some(node) = work.pop() else {
+            work.extend(
+                objects::implied(cat, &set)
+                    .into_iter()
+                    .filter(|cast| set.insert(*cast)),
+            );
+            if work.is_empty() {
+                break;
+            }
+            continue;
+        };
         let mut needs: Vec<Node> = deps.get(&node).into_iter().flatten().copied().collect();
         if let Node::Relation(rel) = node {
             needs.extend(post_deps.get(&rel).into_iter().flatten().copied());
@@ -524,7 +557,7 @@ pub(super) fn select(cat: &Catalog, selection: &SchemaSelection) -> Selected {
             Node::Relation(oid) => {
                 oid != rel && cat.relations.get(&oid).is_some_and(|r| r.kind != 'S')
             }
-            Node::Type(_) | Node::Function(_) | Node::Collation(_) => true,
+            Node::Type(_) | Node::Function(_) | Node::Collation(_) | Node::Object(..) => true,
             Node::Schema(_) | Node::Extension(_) => false,
         };
         if missing && set.contains(&Node::Relation(rel)) && !set.contains(&to) {
