@@ -226,8 +226,14 @@ async fn kill9_during_the_snapshot_resumes_from_a_fresh_snapshot() {
     );
     let out = ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]);
     expect_exit(&out, 0);
+    // The slot survived: its snapshot point is kept, and the tables not
+    // copied yet are copied under a temporary slot's snapshot.
     assert!(
-        stderr(&out).contains("dropping slot dts_sync_resume of the interrupted initial sync"),
+        stderr(&out)
+            .contains("resuming the initial sync: 0 tables copied under slot dts_sync_resume")
+            && stderr(&out).contains(
+                "2 tables are copied under a new snapshot from temporary slot dts_tmp_resume"
+            ),
         "{}",
         text(&out)
     );

@@ -169,35 +169,51 @@ pub(super) async fn run(
     let src = connect(source).await?;
     let dst = connect(destination).await?;
 
-    // A resumed initial sync: the old snapshot died with its session.
-    if let Some(slot) = &record.slot {
+    // A resumed initial sync. With a stream, the slot (and the snapshot
+    // point of the tables copied under it) survives: tables already copied
+    // keep their rows, the others are copied under a new snapshot taken by
+    // a temporary slot, and the stream skips their changes committed before
+    // that one (as for a table added to a streaming task). Without a
+    // stream, or when the slot is gone, everything starts again.
+    let mut resume_from = None;
+    if let (Some(slot), Some(lsn)) = (&record.slot, record.consistent_lsn)
+        && spec.sync_types.incremental
+        && (!spec.sync_types.schema || record.schema_pre_done)
+        && admin::slot_facts(&src, slot)
+            .await?
+            .is_some_and(|f| !f.lost)
+    {
+        resume_from = Some((slot.clone(), lsn));
+    } else if let Some(slot) = &record.slot {
         step(format!(
             "dropping slot {slot} of the interrupted initial sync"
         ));
         admin::drop_slot(&src, slot).await?;
     }
     // Each table's COPY commits whole, so only tables recorded as copied
-    // hold rows of the old snapshot; they are emptied and copied again.
+    // hold rows of the old snapshot; without a kept slot they are emptied
+    // and copied again.
     let copied: Vec<String> = record
         .tables
         .iter()
         .filter(|(_, st)| matches!(st, TableStatus::Copied { .. }))
         .map(|(t, _)| t.clone())
         .collect();
-    if !copied.is_empty() {
-        step(format!(
-            "emptying {} copied under the lost snapshot",
-            counted(copied.len(), "destination table")
-        ));
-        let staged = spec.sync_types.schema;
-        let names: Vec<String> = copied
-            .iter()
+    let staged = spec.sync_types.schema;
+    let copied_names = |list: &[String]| -> Vec<String> {
+        list.iter()
             .filter_map(|t| t.split_once('.'))
             .map(|(s, n)| {
                 super::reshape::copied_name(spec, &QualifiedName::new(s, n), staged).to_string()
             })
-            .collect();
-        truncate(&dst, &names).await?;
+            .collect()
+    };
+    if resume_from.is_none() && !copied.is_empty() {
+        step(format!(
+            "emptying {} copied under the lost snapshot",
+            counted(copied.len(), "destination table")
+        ));
+        truncate(&dst, &copied_names(&copied)).await?;
     }
     let leaf: Vec<QualifiedName> = tables
         .iter()
@@ -205,6 +221,13 @@ pub(super) async fn run(
         .map(|t| t.name.clone())
         .collect();
     let all: Vec<QualifiedName> = tables.iter().map(|t| t.name.clone()).collect();
+    let leaf: Vec<QualifiedName> = if resume_from.is_some() {
+        leaf.into_iter()
+            .filter(|t| !copied.contains(&t.to_string()))
+            .collect()
+    } else {
+        leaf
+    };
     let pending: BTreeMap<String, TableStatus> = leaf
         .iter()
         .map(|t| (t.to_string(), TableStatus::Pending))
@@ -213,7 +236,33 @@ pub(super) async fn run(
     let mut session = None;
     let snapshot_name;
     let mut _exporter = None;
-    if spec.sync_types.incremental {
+    if let Some((slot, lsn)) = &resume_from {
+        // Tables interrupted mid-copy committed nothing; emptied anyway.
+        let names: Vec<String> = leaf.iter().map(ToString::to_string).collect();
+        if !names.is_empty() {
+            truncate(&dst, &copied_names(&names)).await?;
+        }
+        let temp = format!("dts_tmp_{}", slot.trim_start_matches("dts_sync_"));
+        let temp: String = temp.chars().take(63).collect();
+        step(format!(
+            "resuming the initial sync: {} copied under slot {slot} (consistent at {lsn}) are kept; {} are copied under a new snapshot from temporary slot {temp}",
+            counted(copied.len(), "table"),
+            counted(leaf.len(), "table")
+        ));
+        let mut s = ReplicationSession::open(source).await?;
+        let created = s.create_slot_with(&temp, true).await?;
+        let consistent = created.consistent_lsn;
+        recorder.update(task, |r| {
+            r.table_snapshots.retain(|(n, _)| !leaf.contains(n));
+            r.table_snapshots
+                .extend(leaf.iter().map(|n| (n.clone(), consistent)));
+            for t in &leaf {
+                r.tables.insert(t.to_string(), TableStatus::Pending);
+            }
+        })?;
+        snapshot_name = created.snapshot_name;
+        session = Some(s);
+    } else if spec.sync_types.incremental {
         let external = spec.publication.is_some();
         let publication = spec
             .publication

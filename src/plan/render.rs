@@ -33,7 +33,7 @@ pub fn render(plan: &Plan, out: &mut impl Write) -> fmt::Result {
             Action::ResumeInitialSync { pending_tables, .. } => {
                 writeln!(
                     out,
-                    "  # task.{task} initial sync was interrupted; a fresh snapshot is taken and tables are copied again"
+                    "  # task.{task} initial sync was interrupted; the tables below are copied (under a new snapshot; tables already copied keep their rows while the slot survives)"
                 )?;
                 writeln!(out, "  ~ task {task:?} {{")?;
                 writeln!(out, "      ~ initial sync = \"incomplete\" -> \"complete\"")?;
