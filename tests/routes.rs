@@ -168,6 +168,18 @@ async fn filters_columns_renames_and_operations_hold_in_snapshot_and_stream() {
         exec(&src, sql).await;
     }
     wait_for(&dst, &src, "after the stream").await;
+    // TRUNCATE of the filtered table, then rows inside and outside again.
+    exec(&src, "truncate sales.orders").await;
+    exec(
+        &src,
+        "insert into sales.orders values (1, 'after', 3, 'in', 's', 'b'), (2, 'after', -3, 'out', 's', 'b')",
+    )
+    .await;
+    wait_for(&dst, &src, "after the truncate").await;
+    assert_eq!(
+        column(&dst, "select string_agg(id::text, ',') from reporting.purchases").await,
+        [Some("1".to_owned())]
+    );
     let items = || async {
         column(
             &dst,
@@ -430,6 +442,101 @@ async fn a_changed_selection_copies_only_the_tables_concerned() {
         plan_text.contains("+ table \"extra.t\" { operations = [\"insert\"] }"),
         "{plan_text}"
     );
+    // A table removed from the selection: kept on the destination unless
+    // apply is told to drop it.
+    std::fs::write(
+        ws.path().join("pgsync.hcl"),
+        std::fs::read_to_string(ws.path().join("pgsync.hcl"))
+            .unwrap()
+            .replace("table \"extra.t\" { operations = [\"insert\"] }", ""),
+    )
+    .unwrap();
+    let plan_text = expect_exit(&ws.run(&["plan", "--detailed-exitcode"]), 2);
+    assert!(
+        plan_text.contains(
+            "#   - table \"extra.t\": no longer streamed; destination tables kept (apply \
+             --drop-removed-tables drops them)"
+        ),
+        "{plan_text}"
+    );
+    expect_exit(
+        &ws.run(&[
+            "apply",
+            "--auto-approve",
+            "--exit-when-caught-up",
+            "--drop-removed-tables",
+        ]),
+        0,
+    );
+    assert_eq!(
+        column(&dst, "select count(*)::text from pg_class where relname = 't' and relnamespace = 'extra'::regnamespace").await,
+        [Some("0".to_owned())]
+    );
+    assert_eq!(
+        column(&src, "select count(*)::text from pg_publication_tables where tablename = 't'").await,
+        [Some("0".to_owned())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mappings_and_name_case_rename_schemas_tables_and_columns() {
+    let pair = Pair::start();
+    pair.source
+        .psql(
+            "app",
+            &["-c", r#"create schema "Staging"; create schema tenant_7;
+                       create table "Staging"."TmpUsers" ("UserId" int primary key, "FullName" text);
+                       insert into "Staging"."TmpUsers" select g, 'u' || g from generate_series(1, 10) g;
+                       create table "Staging"."Keep" (id int primary key, "Note" text);
+                       insert into "Staging"."Keep" values (1, 'k');
+                       create table tenant_7.orders (id int primary key, v int);
+                       insert into tenant_7.orders select g, g from generate_series(1, 5) g;"#],
+        )
+        .unwrap();
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(
+        &pair.source,
+        &pair.destination,
+        "mapped",
+        "  name_case = \"lower\"\n  schema \"Staging\" {}\n  schema \"tenant_7\" {}\n  \
+         mapping {\n    match = \"Staging.Tmp*\"\n    rename = \"scratch.*\"\n  }\n  \
+         mapping {\n    match = \"tenant_*\"\n    rename = \"t*\"\n  }",
+    );
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    let mut apply = ws.spawn(&["apply", "--auto-approve"], "mapped");
+    exec(&src, r#"insert into "Staging"."TmpUsers" values (11, 'streamed')"#).await;
+    exec(&src, r#"update "Staging"."Keep" set "Note" = 'changed'"#).await;
+    exec(&src, "insert into tenant_7.orders values (6, 6)").await;
+    let checks = [
+        // The mapping's name is taken verbatim; its columns are lower-cased.
+        (
+            "select count(*) || ':' || max(\"userid\") || ':' || max(fullname) from \"scratch\".\"Users\"",
+            "11:11:u9",
+        ),
+        // Not matched by a mapping: schema and table lower-cased.
+        ("select note from staging.keep", "changed"),
+        // A schema-level mapping moves the whole schema.
+        ("select count(*)::text from t7.orders", "6"),
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for (sql, want) in checks {
+        loop {
+            let got = column(&dst, sql).await;
+            if got == [Some(want.to_owned())] {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sql}: want {want:?}, got {got:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    stop_gracefully(&ws, &mut apply, "mapped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
