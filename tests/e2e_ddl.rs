@@ -243,3 +243,103 @@ async fn concurrent_index_ddl_while_streaming_is_replayed() {
     assert!(!log.contains("error"), "{log}");
     expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
 }
+
+/// The DDL forms of issue 3, each issued from inside a function (its text
+/// is not in `current_query()`): replayed from the shapes and definitions
+/// the event trigger records, leaving identical fingerprints and rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_issued_from_functions_is_replayed() {
+    let pair = Pair::start();
+    pair.source.psql("app", &["-c", SETUP]).unwrap();
+    pair.source
+        .psql(
+            "app",
+            &["-c", "create function run_ddl(q text) returns void language plpgsql as $f$ begin execute q; end $f$;"],
+        )
+        .unwrap();
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(
+        &pair.source,
+        &pair.destination,
+        "fn_ddl",
+        "  sync_types  = [\"schema\", \"full\", \"incremental\"]\n  schema \"public\" {}",
+    );
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    let mut apply = ws.spawn(&["apply", "--auto-approve"], "fn_ddl");
+    let statements = [
+        "alter table person add column age int",
+        "alter table person add column token float8 default random()",
+        "alter table person alter column age set default 18",
+        "alter table person alter column name drop not null",
+        "alter table person alter column name set not null",
+        "alter table person rename column name to full_name",
+        "alter table person alter column age type bigint",
+        "alter table person add constraint age_positive check (age > 0)",
+        "alter table person alter column age drop default",
+        "create table orders (id bigserial primary key, person_id int references person(id), total numeric(10,2) default 0)",
+        "alter table orders rename to purchases",
+        "create index purchases_person on purchases (person_id)",
+        "drop index purchases_person",
+        "alter table person drop column age",
+        "create view adults as select id, full_name from person",
+        "create or replace view adults as select id, full_name, mood from person",
+        "create sequence counter increment by 5",
+        "alter sequence counter increment by 7",
+        "alter type mood add value 'happy'",
+        "create type pair as (a int, b text)",
+        "create domain positive as int check (value > 0)",
+        "create function twice(x int) returns int language sql as 'select 2 * x'",
+        "drop view adults",
+        "drop table doomed",
+        "drop sequence counter",
+    ];
+    for sql in statements {
+        exec(&src, &format!("select run_ddl($q${sql}$q$)")).await;
+        // DML between the DDL, in the same shape.
+        exec(&src, "update person set mood = 'sad' where id % 7 = 0").await;
+    }
+    exec(
+        &src,
+        "insert into purchases (person_id, total) values (1, 2.5)",
+    )
+    .await;
+    exec(
+        &src,
+        "insert into person (id, full_name, mood) values (5000, 'late', 'happy')",
+    )
+    .await;
+    // DDL from a function and DML using it, in one transaction.
+    exec(
+        &src,
+        "begin; select run_ddl($q$alter table person add column late text default 'x'$q$); \
+         update person set late = 'y' where id < 3; \
+         insert into person (id, full_name, late) values (5001, 'later', 'z'); commit",
+    )
+    .await;
+    exec(&src, "update person set mood = 'happy' where id < 5").await;
+    assert_converges(&src, &dst, 60, "after DDL from functions").await;
+    let strip = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .into_iter()
+            .filter(|l| !l.contains("dts_") && !l.contains("run_ddl"))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while strip(fingerprint(&dst).await) != strip(fingerprint(&src).await)
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_same(
+        &strip(fingerprint(&dst).await),
+        &strip(fingerprint(&src).await),
+    );
+    let log = std::fs::read_to_string(ws.log("fn_ddl", "err")).unwrap_or_default();
+    let _ = apply.kill();
+    let _ = apply.wait();
+    assert!(!log.contains("error"), "{log}");
+}

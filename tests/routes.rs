@@ -177,7 +177,11 @@ async fn filters_columns_renames_and_operations_hold_in_snapshot_and_stream() {
     .await;
     wait_for(&dst, &src, "after the truncate").await;
     assert_eq!(
-        column(&dst, "select string_agg(id::text, ',') from reporting.purchases").await,
+        column(
+            &dst,
+            "select string_agg(id::text, ',') from reporting.purchases"
+        )
+        .await,
         [Some("1".to_owned())]
     );
     let items = || async {
@@ -473,7 +477,11 @@ async fn a_changed_selection_copies_only_the_tables_concerned() {
         [Some("0".to_owned())]
     );
     assert_eq!(
-        column(&src, "select count(*)::text from pg_publication_tables where tablename = 't'").await,
+        column(
+            &src,
+            "select count(*)::text from pg_publication_tables where tablename = 't'"
+        )
+        .await,
         [Some("0".to_owned())]
     );
 }
@@ -508,7 +516,11 @@ async fn mappings_and_name_case_rename_schemas_tables_and_columns() {
         0,
     );
     let mut apply = ws.spawn(&["apply", "--auto-approve"], "mapped");
-    exec(&src, r#"insert into "Staging"."TmpUsers" values (11, 'streamed')"#).await;
+    exec(
+        &src,
+        r#"insert into "Staging"."TmpUsers" values (11, 'streamed')"#,
+    )
+    .await;
     exec(&src, r#"update "Staging"."Keep" set "Note" = 'changed'"#).await;
     exec(&src, "insert into tenant_7.orders values (6, 6)").await;
     let checks = [

@@ -28,6 +28,8 @@ use crate::sql::{helpers, ident, qualified};
 /// The published table carrying DDL statements.
 pub const DDL_TABLE: &str = "dts_ddl_command";
 const TASK_TABLE: &str = "dts_sync_task";
+/// The last known shape of each table (see `dts_table_changes`).
+const SHAPE_TABLE: &str = "dts_table_shape";
 
 fn install_sql() -> String {
     let ddl = qualified(helpers::SCHEMA, DDL_TABLE);
@@ -45,6 +47,175 @@ create table if not exists {ddl} (
 create table if not exists {tasks} (
     publication text primary key,
     schemas jsonb not null default '[]');
+-- The last known shape of each table (columns by attnum, constraints by
+-- name), so that an ALTER TABLE issued from inside a function — whose text
+-- is not in current_query() — is replayed as the statements that turn the
+-- old shape into the new one.
+create table if not exists {shapes} (
+    relid oid primary key,
+    shape jsonb not null);
+create or replace function {schema}.dts_table_shape(obj oid)
+returns jsonb language sql stable set search_path = '' as $body$
+    select jsonb_build_object(
+        'schema', n.nspname, 'table', c.relname,
+        'columns', coalesce((select jsonb_agg(jsonb_build_object(
+                'attnum', a.attnum, 'name', a.attname,
+                'type', format_type(a.atttypid, a.atttypmod),
+                'notnull', a.attnotnull,
+                'default', case when a.attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end,
+                'generated', case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end,
+                'identity', a.attidentity) order by a.attnum)
+              from pg_catalog.pg_attribute a
+              left join pg_catalog.pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+             where a.attrelid = obj and a.attnum > 0 and not a.attisdropped), '[]'),
+        'constraints', coalesce((select jsonb_object_agg(conname, pg_get_constraintdef(oid))
+              from pg_catalog.pg_constraint
+             where conrelid = obj and contype in ('p', 'u', 'c', 'x', 'f')), '{{}}'))
+      from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+     where c.oid = obj
+$body$;
+-- The statements that turn table shape `old` into `new`: set schema,
+-- rename, then per column (matched by attnum, so a rename is a rename)
+-- drop, rename, type, default, not null; added columns; constraints by
+-- name.
+create or replace function {schema}.dts_alter_table(old jsonb, new jsonb)
+returns text language plpgsql set search_path = '' as $body$
+declare
+    stmts text[] := '{{}}';
+    tbl text;
+    oc jsonb;
+    nc jsonb;
+    k text;
+begin
+    if new->>'schema' <> old->>'schema' then
+        stmts := stmts || format('alter table %I.%I set schema %I', old->>'schema', old->>'table', new->>'schema');
+    end if;
+    if new->>'table' <> old->>'table' then
+        stmts := stmts || format('alter table %I.%I rename to %I', new->>'schema', old->>'table', new->>'table');
+    end if;
+    tbl := format('%I.%I', new->>'schema', new->>'table');
+    for k in select key from jsonb_each(old->'constraints')
+              where not (new->'constraints' ? key) or new->'constraints'->>key <> old->'constraints'->>key loop
+        stmts := stmts || format('alter table %s drop constraint if exists %I', tbl, k);
+    end loop;
+    for oc in select value from jsonb_array_elements(old->'columns') loop
+        select value into nc from jsonb_array_elements(new->'columns')
+         where (value->>'attnum')::int = (oc->>'attnum')::int;
+        if nc is null then
+            stmts := stmts || format('alter table %s drop column %I', tbl, oc->>'name');
+            continue;
+        end if;
+        if nc->>'name' <> oc->>'name' then
+            stmts := stmts || format('alter table %s rename column %I to %I', tbl, oc->>'name', nc->>'name');
+        end if;
+        if nc->>'type' <> oc->>'type' then
+            stmts := stmts || format('alter table %s alter column %I type %s using %I::%s',
+                                     tbl, nc->>'name', nc->>'type', nc->>'name', nc->>'type');
+        end if;
+        if (nc->>'default') is distinct from (oc->>'default') then
+            if nc->>'default' is null then
+                stmts := stmts || format('alter table %s alter column %I drop default', tbl, nc->>'name');
+            else
+                stmts := stmts || format('alter table %s alter column %I set default %s', tbl, nc->>'name', nc->>'default');
+            end if;
+        end if;
+        if (nc->>'notnull') <> (oc->>'notnull') then
+            stmts := stmts || format('alter table %s alter column %I %s not null', tbl, nc->>'name',
+                                     case when (nc->>'notnull')::boolean then 'set' else 'drop' end);
+        end if;
+        nc := null;
+    end loop;
+    for nc in select value from jsonb_array_elements(new->'columns') c
+               where not exists (select 1 from jsonb_array_elements(old->'columns') o
+                                  where (o.value->>'attnum')::int = (c.value->>'attnum')::int)
+               order by (value->>'attnum')::int loop
+        stmts := stmts || format('alter table %s add column %I %s%s%s', tbl, nc->>'name', nc->>'type',
+            case when nc->>'generated' is not null then ' generated always as (' || (nc->>'generated') || ') stored'
+                 when nc->>'identity' = 'a' then ' generated always as identity'
+                 when nc->>'identity' = 'd' then ' generated by default as identity'
+                 when nc->>'default' is not null then ' default ' || (nc->>'default')
+                 else '' end,
+            case when (nc->>'notnull')::boolean and coalesce(nc->>'identity', '') = '' then ' not null' else '' end);
+    end loop;
+    for k in select key from jsonb_each(new->'constraints')
+              where not (old->'constraints' ? key) or new->'constraints'->>key <> old->'constraints'->>key loop
+        stmts := stmts || format('alter table %s add constraint %I %s', tbl, k, new->'constraints'->>k);
+    end loop;
+    return array_to_string(stmts, '; ');
+end
+$body$;
+-- Records the new shape of a table an ALTER TABLE (or CREATE TABLE)
+-- changed and returns the statements from its previous shape (null when
+-- none was known). Never fails the user's statement.
+create or replace function {schema}.dts_table_changes(kind text, obj oid)
+returns text language plpgsql as $body$
+declare
+    rel oid := obj;
+    old_shape jsonb;
+    new_shape jsonb;
+begin
+    if kind = 'table constraint' then
+        select conrelid into rel from pg_catalog.pg_constraint where oid = obj;
+    end if;
+    if rel is null then
+        return null;
+    end if;
+    select shape into old_shape from {shapes} where relid = rel;
+    new_shape := {schema}.dts_table_shape(rel);
+    insert into {shapes} (relid, shape) values (rel, new_shape)
+        on conflict (relid) do update set shape = excluded.shape;
+    if old_shape is null then
+        return null;
+    end if;
+    return nullif({schema}.dts_alter_table(old_shape, new_shape), '');
+exception when others then
+    return null;
+end
+$body$;
+-- Enum, composite, range and domain types as statements: CREATE TYPE
+-- recreates them; ALTER TYPE on an enum adds every label the destination
+-- may lack, in the source's order (ADD VALUE IF NOT EXISTS … AFTER …).
+create or replace function {schema}.dts_type_definition(tag text, obj oid)
+returns text language plpgsql as $body$
+declare
+    t record;
+    labels text[];
+    stmts text[] := '{{}}';
+    i int;
+begin
+    select typname, typtype, typrelid, typbasetype, typtypmod, typnotnull, typdefault,
+           format_type(oid, null) as name
+      into t from pg_type where oid = obj;
+    if t is null then
+        return null;
+    end if;
+    if t.typtype = 'e' then
+        select array_agg(enumlabel order by enumsortorder) into labels from pg_enum where enumtypid = obj;
+        if tag = 'CREATE TYPE' then
+            return format('create type %s as enum (%s)', t.name,
+                          (select string_agg(quote_literal(l), ', ') from unnest(labels) l));
+        end if;
+        for i in 2 .. coalesce(array_length(labels, 1), 0) loop
+            stmts := stmts || format('alter type %s add value if not exists %L after %L', t.name, labels[i], labels[i - 1]);
+        end loop;
+        return array_to_string(stmts, '; ');
+    elsif t.typtype = 'c' and tag = 'CREATE TYPE' then
+        return format('create type %s as (%s)', t.name,
+                      (select string_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod), ', ' order by attnum)
+                         from pg_attribute where attrelid = t.typrelid and attnum > 0 and not attisdropped));
+    elsif t.typtype = 'r' and tag = 'CREATE TYPE' then
+        return (select format('create type %s as range (subtype = %s)', t.name, format_type(rngsubtype, null))
+                  from pg_range where rngtypid = obj);
+    elsif t.typtype = 'd' and tag = 'CREATE DOMAIN' then
+        return format('create domain %s as %s%s%s%s', t.name, format_type(t.typbasetype, t.typtypmod),
+                      case when t.typdefault is not null then ' default ' || t.typdefault else '' end,
+                      case when t.typnotnull then ' not null' else '' end,
+                      coalesce((select string_agg(' constraint ' || quote_ident(conname) || ' ' || pg_get_constraintdef(oid), '' order by conname)
+                                  from pg_constraint where contypid = obj), ''));
+    end if;
+    return null;
+end
+$body$;
 -- The definition of an object a DDL statement created, as a statement
 -- that recreates it: the sink runs it when the statement itself cannot be
 -- found in current_query() (DDL issued from inside a function or DO block)
@@ -54,10 +225,17 @@ returns text language plpgsql as $body$
 declare
     def text;
 begin
-    if tag is distinct from tg_tag then
+    -- The sequence of a serial column, created by CREATE/ALTER TABLE.
+    if kind = 'sequence' and tag = 'CREATE SEQUENCE' and tg_tag in ('CREATE TABLE', 'ALTER TABLE') then
+        tag := 'CREATE SEQUENCE';
+    elsif tag is distinct from tg_tag then
         return null; -- a subcommand (e.g. the index of a primary key)
     end if;
+    if kind in ('table', 'table column', 'table constraint') and tag = 'ALTER TABLE' then
+        return {schema}.dts_table_changes(kind, obj);
+    end if;
     if kind = 'table' and tag in ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO') then
+        perform {schema}.dts_table_changes(kind, obj);
         if exists (select 1 from pg_class where oid = obj and (relispartition or relkind <> 'r')) then
             return null;
         end if;
@@ -83,6 +261,14 @@ begin
                || coalesce((select string_agg(', constraint ' || quote_ident(conname) || ' ' || pg_get_constraintdef(oid), '' order by conname)
                               from pg_constraint where conrelid = obj and contype in ('p', 'u', 'c', 'x', 'f')), '')
                || ')'
+               -- Serial columns own their sequences.
+               || coalesce((select string_agg('; alter sequence ' || d.objid::regclass::text || ' owned by '
+                                              || obj::regclass::text || '.' || quote_ident(a.attname), '')
+                              from pg_depend d
+                              join pg_attribute a on a.attrelid = obj and a.attnum = d.refobjsubid
+                             where d.classid = 'pg_class'::regclass and d.refclassid = 'pg_class'::regclass
+                               and d.refobjid = obj and d.deptype = 'a'
+                               and (select relkind from pg_class where oid = d.objid) = 'S'), '')
           into def
           from pg_class c where c.oid = obj;
         return def;
@@ -90,8 +276,23 @@ begin
         return pg_get_indexdef(obj);
     elsif kind = 'view' and tag = 'CREATE VIEW' then
         return 'create or replace view ' || obj::regclass::text || ' as ' || pg_get_viewdef(obj);
-    elsif kind in ('function', 'procedure') and tag in ('CREATE FUNCTION', 'CREATE PROCEDURE') then
+    elsif kind in ('function', 'procedure')
+          and tag in ('CREATE FUNCTION', 'CREATE PROCEDURE', 'ALTER FUNCTION', 'ALTER PROCEDURE') then
         return pg_get_functiondef(obj);
+    elsif kind = 'view' and tag = 'ALTER VIEW' then
+        return 'create or replace view ' || obj::regclass::text || ' as ' || pg_get_viewdef(obj);
+    elsif kind = 'schema' and tag = 'CREATE SCHEMA' then
+        return format('create schema if not exists %I', (select nspname from pg_namespace where oid = obj));
+    elsif kind = 'sequence' and tag in ('CREATE SEQUENCE', 'ALTER SEQUENCE') then
+        return (select format('%s sequence %s%s as %s increment by %s minvalue %s maxvalue %s start with %s cache %s %s',
+                              case when tag = 'CREATE SEQUENCE' then 'create' else 'alter' end,
+                              case when tag = 'CREATE SEQUENCE' then 'if not exists ' else '' end,
+                              obj::regclass::text, format_type(s.seqtypid, null), s.seqincrement, s.seqmin,
+                              s.seqmax, s.seqstart, s.seqcache,
+                              case when s.seqcycle then 'cycle' else 'no cycle' end)
+                  from pg_sequence s where s.seqrelid = obj);
+    elsif kind in ('type', 'domain') and tag in ('CREATE TYPE', 'ALTER TYPE', 'CREATE DOMAIN') then
+        return {schema}.dts_type_definition(tag, obj);
     end if;
     return null;
 end
@@ -212,8 +413,15 @@ begin
     if coalesce(current_setting('pgsync.internal', true), '') = 'on' or tg_tag not like 'DROP %' then
         return;
     end if;
+    -- Each object also carries the statement that drops it, replayed when
+    -- the DROP ran inside a function (its text is not in current_query()).
     select coalesce(jsonb_agg(jsonb_build_object(
-               'type', object_type, 'schema', schema_name, 'identity', object_identity)), '[]')
+               'type', object_type, 'schema', schema_name, 'identity', object_identity,
+               'definition', case when object_type in ('table', 'view', 'materialized view', 'sequence',
+                                                       'index', 'function', 'procedure', 'aggregate',
+                                                       'type', 'domain', 'schema', 'foreign table')
+                                  then format('drop %s if exists %s cascade', object_type, object_identity)
+                             end)), '[]')
       into objs
       from pg_event_trigger_dropped_objects()
      where original and not (schema_name = 'public' and object_identity like 'public.dts\_%');
@@ -237,7 +445,8 @@ begin
 end
 $do$;
 "#,
-        schema = ident(helpers::SCHEMA)
+        schema = ident(helpers::SCHEMA),
+        shapes = qualified(helpers::SCHEMA, SHAPE_TABLE),
     )
 }
 
@@ -255,6 +464,20 @@ pub async fn install(
         .batch_execute(&format!("set pgsync.internal = on; {}", install_sql()))
         .await
         .map_err(src.err("install DDL capture (event triggers)"))?;
+    // The shapes ALTER TABLE statements from functions are diffed against.
+    src.client
+        .batch_execute(&format!(
+            "insert into {shapes} (relid, shape)
+             select c.oid, {s}.dts_table_shape(c.oid) from pg_class c
+               join pg_namespace n on n.oid = c.relnamespace
+              where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema')
+                and n.nspname not like 'pg\\_%' and not (n.nspname = 'public' and c.relname like 'dts\\_%')
+             on conflict (relid) do update set shape = excluded.shape",
+            shapes = qualified(helpers::SCHEMA, SHAPE_TABLE),
+            s = ident(helpers::SCHEMA)
+        ))
+        .await
+        .map_err(src.err("record table shapes for DDL capture"))?;
     let schemas: Vec<serde_json::Value> = objects
         .iter()
         .filter_map(|o| match o {
@@ -317,10 +540,16 @@ pub async fn uninstall(src: &Connected, publication: &str) -> Result<(), PgError
                  drop function if exists {s}.dts_capture_ddl();
                  drop function if exists {s}.dts_capture_drop();
                  drop function if exists {s}.dts_definition(text, text, text, oid);
+                 drop function if exists {s}.dts_type_definition(text, oid);
+                 drop function if exists {s}.dts_table_changes(text, oid);
+                 drop function if exists {s}.dts_alter_table(jsonb, jsonb);
+                 drop function if exists {s}.dts_table_shape(oid);
+                 drop table if exists {shapes};
                  drop table if exists {tasks};
                  drop table if exists {ddl};",
                 s = ident(helpers::SCHEMA),
-                ddl = qualified(helpers::SCHEMA, DDL_TABLE)
+                ddl = qualified(helpers::SCHEMA, DDL_TABLE),
+                shapes = qualified(helpers::SCHEMA, SHAPE_TABLE)
             ))
             .await
             .map_err(src.err("drop DDL capture objects"))?;

@@ -1871,7 +1871,7 @@ fn ddl_statements(
     }
     if definitions.is_empty() {
         Err("the statement is not in the captured query string (it ran inside a function or DO block), \
-             and only CREATE TABLE/INDEX/VIEW/FUNCTION issued that way are replayed yet"
+             and pgsync recorded no definition for this kind of object (see docs/architecture.md, DDL replication)"
             .to_owned())
     } else {
         Ok(definitions)
