@@ -254,13 +254,16 @@ async fn a_replication_role_with_select_only_streams_from_the_dbas_publication()
         "the slot advances on an idle source",
     )
     .await;
-    wait_for(
-        &dst,
-        "select heartbeat_time > now() - interval '1 minute' from dts_apply_progress where task_name = 'lp'",
-        30,
-        "the heartbeat's source time arrives",
-    )
-    .await;
+    // The message's content (the source time) arrives from 14 on.
+    if contents_arrive() {
+        wait_for(
+            &dst,
+            "select heartbeat_time > now() - interval '1 minute' from dts_apply_progress where task_name = 'lp'",
+            30,
+            "the heartbeat's source time arrives",
+        )
+        .await;
+    }
 
     // Once the role may read a sequence, its position travels as a
     // logical message and the destination's sequence follows.
@@ -280,11 +283,22 @@ async fn a_replication_role_with_select_only_streams_from_the_dbas_publication()
     assert_eq!(want, "501");
     wait_for(
         &dst,
-        "select last_value = 501 and is_called from customers_id_seq",
+        "select exists (select 1 from customers where name = 'after the grant')",
         30,
-        "the sequence position arrives",
+        "the row written after the grant arrives",
     )
     .await;
+    // Logical message contents reach pgoutput's client from 14 on; a 13
+    // source's sequence positions do not travel (the precheck warns).
+    if contents_arrive() {
+        wait_for(
+            &dst,
+            "select last_value = 501 and is_called from customers_id_seq",
+            30,
+            "the sequence position arrives",
+        )
+        .await;
+    }
 
     stop_gracefully(&ws, &mut apply, "stream");
     let log = std::fs::read_to_string(ws.log("stream", "err")).unwrap();
