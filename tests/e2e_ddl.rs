@@ -263,7 +263,9 @@ async fn ddl_issued_from_functions_is_replayed() {
         &pair.source,
         &pair.destination,
         "fn_ddl",
-        "  sync_types  = [\"schema\", \"full\", \"incremental\"]\n  schema \"public\" {}",
+        // A schema that does not exist yet is selected too: CREATE SCHEMA
+        // and what is created in it are replayed.
+        "  sync_types  = [\"schema\", \"full\", \"incremental\"]\n  schema \"public\" {}\n  schema \"later\" {}",
     );
     expect_exit(
         &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
@@ -293,6 +295,8 @@ async fn ddl_issued_from_functions_is_replayed() {
         "create type pair as (a int, b text)",
         "create domain positive as int check (value > 0)",
         "create function twice(x int) returns int language sql as 'select 2 * x'",
+        "create schema later",
+        "create table later.t (id int primary key, v text)",
         "drop view adults",
         "drop table doomed",
         "drop sequence counter",
@@ -312,6 +316,7 @@ async fn ddl_issued_from_functions_is_replayed() {
         "insert into person (id, full_name, mood) values (5000, 'late', 'happy')",
     )
     .await;
+    exec(&src, "insert into later.t values (1, 'in a new schema')").await;
     // DDL from a function and DML using it, in one transaction.
     exec(
         &src,
@@ -342,4 +347,69 @@ async fn ddl_issued_from_functions_is_replayed() {
     let _ = apply.kill();
     let _ = apply.wait();
     assert!(!log.contains("error"), "{log}");
+}
+
+/// A statement the destination refuses is retried within
+/// `retry.other_minutes`, then the task stops naming the statement and the
+/// error, without applying anything past it; once the destination is
+/// fixed, apply resumes at that transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ddl_statement_the_destination_refuses_stops_the_task_without_skipping_it() {
+    let pair = Pair::start();
+    pair.source
+        .psql(
+            "app",
+            &["-c", "create table t (id int primary key, v text)"],
+        )
+        .unwrap();
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(
+        &pair.source,
+        &pair.destination,
+        "refused",
+        "  sync_types  = [\"schema\", \"full\", \"incremental\"]\n  schema \"public\" {}",
+    );
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    // Someone made the same table on the destination by hand.
+    exec(&dst, "create table clash (id int)").await;
+    exec(&src, "begin; create table clash (id int primary key); insert into t values (1, 'after the ddl'); commit").await;
+    let out = ws
+        .command(&["apply", "--auto-approve", "--exit-when-caught-up"])
+        .env("PGSYNC_RETRY_SECONDS", "30,2")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        crate::support::cli::text(&out)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    for words in [
+        "task \"refused\" stopped after retrying for 2 s",
+        "replay `create table clash (id int primary key)`",
+        "relation \"clash\" already exists",
+        "hint: fix the destination (the error names the table and statement), then run `pgsync apply` again; the stream resumes at this transaction",
+    ] {
+        assert!(err.contains(words), "want {words:?} in:\n{err}");
+    }
+    // Nothing of that transaction was applied.
+    assert_eq!(
+        column(&dst, "select count(*)::text from t").await,
+        [Some("0".to_owned())]
+    );
+    exec(&dst, "drop table clash").await;
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    assert_eq!(
+        column(&dst, "select v from t").await,
+        [Some("after the ddl".to_owned())]
+    );
+    expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
 }

@@ -1893,7 +1893,12 @@ fn ddl_in_selection(objects: &str, selection: &[ObjectSelection]) -> bool {
     items.iter().any(|o| {
         let schema = o.get("schema").and_then(|v| v.as_str()).unwrap_or("");
         let identity = o.get("identity").and_then(|v| v.as_str()).unwrap_or("");
+        // CREATE SCHEMA: the schema is the object itself.
+        let is_schema = o.get("type").and_then(|v| v.as_str()) == Some("schema");
         selection.iter().any(|s| match s {
+            ObjectSelection::Schema { name, .. } if is_schema => {
+                identity_parts(identity).first() == Some(name)
+            }
             ObjectSelection::Schema { name, .. } => name == schema,
             ObjectSelection::Table {
                 schema: ts, name, ..
