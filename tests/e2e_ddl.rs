@@ -413,3 +413,53 @@ async fn a_ddl_statement_the_destination_refuses_stops_the_task_without_skipping
     );
     expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
 }
+
+/// A row the destination rejects (a constraint added there by hand) stops
+/// the task naming the table, the row's key and the error, and nothing past
+/// it is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_row_is_named_by_its_key() {
+    let pair = Pair::start();
+    pair.source
+        .psql("app", &["-c", "create table t (id int primary key, v int)"])
+        .unwrap();
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(
+        &pair.source,
+        &pair.destination,
+        "rejected",
+        "  sync_types  = [\"schema\", \"full\", \"incremental\"]\n  schema \"public\" {}",
+    );
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    exec(&dst, "alter table t add constraint small check (v < 100)").await;
+    exec(&src, "insert into t values (1, 1)").await;
+    exec(&src, "insert into t values (7, 500)").await;
+    exec(&src, "insert into t values (8, 2)").await;
+    let out = ws
+        .command(&["apply", "--auto-approve", "--exit-when-caught-up"])
+        .env("PGSYNC_RETRY_SECONDS", "30,2")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        crate::support::cli::text(&out)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    for words in [
+        "insert of the row with key (id)=(7) on public.t",
+        "violates check constraint \"small\"",
+    ] {
+        assert!(err.contains(words), "want {words:?} in:\n{err}");
+    }
+    // The transaction before it is applied, nothing from it on.
+    assert_eq!(
+        column(&dst, "select string_agg(id::text, ',') from t").await,
+        [Some("1".to_owned())]
+    );
+}

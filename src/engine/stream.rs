@@ -139,13 +139,18 @@ pub(super) async fn run(
     // The failure that opened the current outage, and when.
     let mut outage: Option<Instant> = None;
     let mut attempt = 0;
+    // After the destination refused a statement, the next attempts apply
+    // one source transaction per destination transaction and one row per
+    // statement: the transactions before the bad one commit, and the error
+    // names the exact row.
+    let mut careful = false;
     loop {
         let before = live
             .snapshot()
             .tasks
             .get(&job.task)
             .and_then(|t| t.applied_lsn.clone());
-        let result = stream_once(&job, &report, &cancel, &live).await;
+        let result = stream_once(&job, &report, &cancel, &live, careful).await;
         let after = live
             .snapshot()
             .tasks
@@ -156,6 +161,7 @@ pub(super) async fn run(
             outage = None;
             attempt = 0;
         }
+        careful = matches!(&result, Err(e) if retry_kind(e) == Some(RetryKind::Other));
         let err = match result {
             Ok(()) => {
                 live.task(&job.task, |s| s.phase = "stopped".into());
@@ -256,6 +262,7 @@ async fn stream_once(
     report: &Reporter,
     cancel: &CancellationToken,
     live: &LiveStatus,
+    careful: bool,
 ) -> Result<(), EngineError> {
     let task = job.task.as_str();
     let src = connect(&job.source).await?;
@@ -280,6 +287,7 @@ async fn stream_once(
     let dst = connect(&job.destination).await?;
     let mut sink = Sink::open(dst, task, &job.spec, Some(job.source.clone())).await?;
     sink.set_table_snapshots(job.table_snapshots.iter().cloned().collect());
+    sink.set_careful(careful);
     if job.publication_external {
         sink.skip_unselected();
     }

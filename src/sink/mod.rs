@@ -217,6 +217,8 @@ pub struct Sink {
     skipped: BTreeMap<&'static str, u64>,
     /// Commit LSN of the source transaction being applied.
     txn_lsn: Lsn,
+    /// See [`Sink::set_careful`].
+    careful: bool,
     /// See [`Sink::set_table_snapshots`].
     table_snapshots: BTreeMap<QualifiedName, Lsn>,
     relations: HashMap<u32, Rel>,
@@ -346,6 +348,7 @@ impl Sink {
             source_conn: None,
             skipped: BTreeMap::new(),
             txn_lsn: Lsn::ZERO,
+            careful: false,
             table_snapshots: BTreeMap::new(),
             relations: HashMap::new(),
             statements: HashMap::new(),
@@ -402,7 +405,14 @@ impl Sink {
     /// Whether the open batch must commit before the next source
     /// transaction (it replayed DDL).
     pub fn must_commit(&self) -> bool {
-        self.ddl_in_batch
+        self.ddl_in_batch || (self.careful && self.pending_txns > 0)
+    }
+
+    /// Careful mode (after the destination refused a statement): each
+    /// source transaction commits alone and each row is its own statement,
+    /// so what precedes a bad row is applied and the error names the row.
+    pub fn set_careful(&mut self, careful: bool) {
+        self.careful = careful;
     }
 
     /// The relation `relid` as described by the stream, checked against the
@@ -1657,7 +1667,8 @@ impl Sink {
         let mut calls: Vec<Call> = Vec::new();
         let mut ops = ops.into_iter().peekable();
         while let Some(op) = ops.next() {
-            let run_of_inserts = op.kind == b'I'
+            let run_of_inserts = !self.careful
+                && op.kind == b'I'
                 && op.mask.contains(&true)
                 && ops
                     .peek()
@@ -1672,20 +1683,24 @@ impl Sink {
                         col.push(p);
                     }
                 }
-                let stmt = self.statement(op.relid, b'M', op.mask).await?;
+                let stmt = self.statement(op.relid, b'M', op.mask.clone()).await?;
                 calls.push(Call {
                     stmt,
                     params: Params::Columns(columns),
                     doing: "insert",
                     relid: op.relid,
+                    kind: b'M',
+                    mask: op.mask,
                 });
             } else {
-                let stmt = self.statement(op.relid, op.kind, op.mask).await?;
+                let stmt = self.statement(op.relid, op.kind, op.mask.clone()).await?;
                 calls.push(Call {
                     stmt,
                     params: Params::Row(op.params),
                     doing: op.doing,
                     relid: op.relid,
+                    kind: op.kind,
+                    mask: op.mask,
                 });
             }
         }
@@ -1717,8 +1732,15 @@ impl Sink {
         .await;
         for (f, call) in futures.iter_mut().zip(&calls) {
             if let Some(Err(e)) = f.as_mut().take_output() {
+                let key = self
+                    .relations
+                    .get(&call.relid)
+                    .and_then(|r| key_of(r, call));
                 return Err(SinkError::Statement {
-                    doing: call.doing.into(),
+                    doing: match key {
+                        Some(k) => format!("{} of {k}", call.doing),
+                        None => call.doing.into(),
+                    },
                     table: rel_name(&self.relations, call.relid),
                     source: PgError::new("apply", &self.conn.endpoint, e),
                 });
@@ -1791,6 +1813,51 @@ struct Call {
     params: Params,
     doing: &'static str,
     relid: u32,
+    kind: u8,
+    mask: Vec<bool>,
+}
+
+/// The row a failed call wrote, `the row with key (id)=(7)`, for the error: from
+/// the bound key columns (for UPDATE, its WHERE part); for a run of inserts
+/// the first and last rows'. `None` for tables without a key.
+fn key_of(rel: &Rel, call: &Call) -> Option<String> {
+    let cols = &rel.desc.columns;
+    let n = cols.len();
+    let (mask, skip) = if call.kind == b'U' && call.mask.len() == 2 * n {
+        (
+            &call.mask[n..],
+            call.mask[..n].iter().filter(|b| **b).count(),
+        )
+    } else {
+        (&call.mask[..], 0)
+    };
+    let row = |value: &dyn Fn(usize) -> Option<String>| -> Option<String> {
+        let mut names = Vec::new();
+        let mut values = Vec::new();
+        let mut j = skip;
+        for (i, bound) in mask.iter().enumerate() {
+            if !bound {
+                continue;
+            }
+            if cols.get(i).is_some_and(|c| c.key) {
+                names.push(rel.target_columns.get(i).cloned().unwrap_or_default());
+                values.push(value(j).unwrap_or_else(|| "NULL".to_owned()));
+            }
+            j += 1;
+        }
+        (!names.is_empty()).then(|| format!("({})=({})", names.join(", "), values.join(", ")))
+    };
+    match &call.params {
+        Params::Row(p) => {
+            row(&|j| p.get(j).cloned().flatten()).map(|k| format!("the row with key {k}"))
+        }
+        Params::Columns(c) => {
+            let rows = c.first().map_or(0, Vec::len);
+            let first = row(&|j| c.get(j).and_then(|v| v.first().cloned().flatten()))?;
+            let last = row(&|j| c.get(j).and_then(|v| v.last().cloned().flatten()))?;
+            Some(format!("{rows} rows, keys {first} … {last}"))
+        }
+    }
 }
 
 /// The statements that replay one captured DDL event.
