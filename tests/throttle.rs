@@ -3,10 +3,8 @@
 //! throttle is an in-place update (`~`) that takes effect on the next apply
 //! without copying again.
 //!
-//! The issue asks for 30 s windows; these use 10 s windows (after 1.5 s of
-//! warm-up), so the whole file runs in well under two minutes. The
-//! limiter's burst is 50 ms worth, i.e. 0.5 % of a 10 s window, so the
-//! shorter window loosens nothing that matters.
+//! Each limit is measured over a 30 s window, after 1.5 s of warm-up (the
+//! limiter's burst is 50 ms worth of the rate).
 //!
 //! Windows are measured on the destination: `pg_stat_progress_copy`
 //! (`tuples_processed`, `bytes_processed` of the running `COPY … FROM
@@ -19,7 +17,7 @@ use tokio_postgres::Client;
 use crate::support::cli::{Workspace, expect_exit, text};
 use crate::support::pg::{Pair, connect};
 
-const WINDOW: Duration = Duration::from_secs(10);
+const WINDOW: Duration = Duration::from_secs(30);
 
 fn body(throttle: &str) -> String {
     format!(
@@ -92,14 +90,14 @@ async fn full(throttle: &str, setting: f64, metric: &str, rows: u32, width: u32)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn full_rps_holds_over_a_window() {
-    // 4,000 rows/s: the table takes ~20 s.
-    full("full_rps = 4000", 4000.0, "tuples_processed", 80_000, 20).await;
+    // 4,000 rows/s: the table takes ~40 s.
+    full("full_rps = 4000", 4000.0, "tuples_processed", 160_000, 20).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn full_mbps_holds_over_a_window() {
-    // 2 MB/s of ~1 KB rows: ~20 s.
-    full("full_mbps = 2", 2e6, "bytes_processed", 40_000, 1000).await;
+    // 2 MB/s of ~1 KB rows: ~40 s.
+    full("full_mbps = 2", 2e6, "bytes_processed", 80_000, 1000).await;
 }
 
 /// The stream: a backlog of one-row transactions drained under the limit.
@@ -147,7 +145,7 @@ async fn incremental_rps_holds_over_a_window() {
         "incremental_rps = 500",
         500.0,
         "select count(*)::float8 from t",
-        9000,
+        20_000,
         1,
     )
     .await;
@@ -155,13 +153,13 @@ async fn incremental_rps_holds_over_a_window() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn incremental_mbps_holds_over_a_window() {
-    // Rows of ~6.4 KB at 0.5 MB/s: ~78 rows/s; bytes as pgoutput sends
+    // Rows of ~6.4 KB at 0.5 MB/s: ~78 rows/s, ~46 s; bytes as pgoutput sends
     // them (the text of every value).
     incremental(
         "incremental_mbps = 0.5",
         0.5e6,
         "select coalesce(sum(octet_length(id::text) + octet_length(v)), 0)::float8 from t",
-        1800,
+        3600,
         200,
     )
     .await;
