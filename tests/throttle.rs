@@ -213,7 +213,7 @@ async fn a_changed_throttle_is_an_in_place_update_that_applies_without_copying()
             "app",
             &[
                 "-c",
-                "do $$ begin for i in 1..5000 loop insert into t values (i, 'x'); commit; end loop; end $$",
+                "do $$ begin for i in 1..12000 loop insert into t values (i, 'x'); commit; end loop; end $$",
             ],
         )
         .unwrap();
