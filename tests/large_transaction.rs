@@ -36,11 +36,23 @@ fn streams() -> bool {
 /// run on the source; a task over schema public that has done its initial
 /// sync.
 async fn synced(setup: &str, task: &str) -> (Pair, Workspace, Client, Client) {
-    let pair = Pair::start_with(&["logical_decoding_work_mem = 64kB"], &[]);
+    synced_with(setup, task, BODY, &[]).await
+}
+
+/// [`synced`] with the task body `body` and more source settings.
+async fn synced_with(
+    setup: &str,
+    task: &str,
+    body: &str,
+    settings: &[&str],
+) -> (Pair, Workspace, Client, Client) {
+    let mut source_settings = vec!["logical_decoding_work_mem = 64kB"];
+    source_settings.extend_from_slice(settings);
+    let pair = Pair::start_with(&source_settings, &[]);
     pair.source.psql("app", &["-c", setup]).unwrap();
     let src = connect(&pair.source, "app").await;
     let dst = connect(&pair.destination, "app").await;
-    let ws = Workspace::new(&pair.source, &pair.destination, task, BODY);
+    let ws = Workspace::new(&pair.source, &pair.destination, task, body);
     expect_exit(
         &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
         0,
@@ -386,5 +398,49 @@ async fn two_interleaved_large_transactions_apply_in_commit_order() {
     }
     assert_eq!(open_files_in(apply.id(), spill.path()), 0);
     stop_gracefully(&ws, &mut apply, "interleaved");
+    expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_longer_than_the_wal_sender_timeout_keeps_the_connection() {
+    // The replay of a streamed commit does not read the replication
+    // connection; throttled to 2,500 rows/s, 15,000 rows take ~6 s against a
+    // 2 s wal_sender_timeout. Status updates sent meanwhile keep the WAL
+    // sender from ending the connection.
+    let (_pair, ws, src, dst) = synced_with(
+        "create table t (id int primary key, pad text not null)",
+        "slow",
+        &format!("{BODY}\n  throttle {{\n    incremental_rps = 2500\n  }}"),
+        &["wal_sender_timeout = '2s'"],
+    )
+    .await;
+    let spill = tempfile::tempdir().unwrap();
+    let mut apply = streaming_apply(&ws, spill.path(), "slow");
+    let committed = Instant::now();
+    exec(
+        &src,
+        "insert into t select g, repeat(md5(g::text), 3) from generate_series(1, 15000) g",
+    )
+    .await;
+    assert_converges(&src, &dst, 60, "after the slow replay").await;
+    let took = committed.elapsed();
+    let status = wait_for(&ws, "slow", 30, "the commit to be counted", |t| {
+        number(t, "spill_transactions") == 0
+    });
+    stop_gracefully(&ws, &mut apply, "slow");
+    let log = std::fs::read_to_string(ws.log("slow", "err")).unwrap_or_default()
+        + &std::fs::read_to_string(ws.log("slow", "out")).unwrap_or_default();
+    assert!(
+        !log.contains("stream interrupted"),
+        "the connection was lost during the replay:\n{log}"
+    );
+    assert!(status["last_error"].is_null(), "{status}");
+    if streams() {
+        assert_eq!(number(&status, "streamed_transactions"), 1, "{status}");
+        assert!(
+            took > Duration::from_secs(4),
+            "the replay took {took:?}, not longer than two timeouts"
+        );
+    }
     expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
 }

@@ -266,6 +266,10 @@ struct Tracker {
     stream_xid: Option<u32>,
     /// Streamed transactions replayed and applied by this run.
     streamed_applied: u64,
+    /// How often a standby status update goes out while a streamed commit
+    /// is replayed: a quarter of the source's `wal_sender_timeout`, at
+    /// most [`REPLAY_STATUS_EVERY`].
+    replay_status_every: Duration,
     skipping: bool,
     commit_lsn: Lsn,
     server_end: Lsn,
@@ -311,6 +315,11 @@ async fn stream_once(
     } else {
         sink.applied()
     };
+    let replay_status_every = admin::wal_sender_timeout(&src)
+        .await?
+        .map_or(REPLAY_STATUS_EVERY, |t| {
+            (t / 4).clamp(Duration::from_millis(100), REPLAY_STATUS_EVERY)
+        });
     let target = if job.options.exit_when_caught_up {
         Some(admin::current_wal_lsn(&src).await?)
     } else {
@@ -424,6 +433,7 @@ async fn stream_once(
         applied_count: 0,
         stream_xid: None,
         streamed_applied: 0,
+        replay_status_every,
     };
     // Streamed transactions in progress, each in its own anonymous file
     // (freed when this session ends, however it ends).
@@ -668,7 +678,8 @@ struct Ctx<'a> {
 
 /// A standby status update at least this often while a streamed commit is
 /// replayed (the walsender is not read meanwhile; without replies it ends
-/// the connection after `wal_sender_timeout`, 60 s by default).
+/// the connection after `wal_sender_timeout`, 60 s by default; a shorter
+/// timeout shortens the interval to a quarter of it).
 const REPLAY_STATUS_EVERY: Duration = Duration::from_secs(5);
 
 /// The (sub)transaction xid a change carries inside a stream block
@@ -836,7 +847,7 @@ async fn replay_streamed(
                 c.t.batch_bytes += bytes.len();
             }
             handle(c.sink, c.t, c.throttle, msg, task).await?;
-            if c.t.last_status.elapsed() >= REPLAY_STATUS_EVERY {
+            if c.t.last_status.elapsed() >= c.t.replay_status_every {
                 c.session.send_status(c.sink.applied(), false).await?;
                 c.t.last_status = Instant::now();
             }
