@@ -266,10 +266,9 @@ struct Tracker {
     stream_xid: Option<u32>,
     /// Streamed transactions replayed and applied by this run.
     streamed_applied: u64,
-    /// How often a standby status update goes out while a streamed commit
-    /// is replayed: a quarter of the source's `wal_sender_timeout`, at
-    /// most [`REPLAY_STATUS_EVERY`].
-    replay_status_every: Duration,
+    /// How often a standby status update goes out unasked: a quarter of
+    /// the source's `wal_sender_timeout`, at most [`STATUS_EVERY`].
+    status_every: Duration,
     skipping: bool,
     commit_lsn: Lsn,
     server_end: Lsn,
@@ -315,10 +314,10 @@ async fn stream_once(
     } else {
         sink.applied()
     };
-    let replay_status_every = admin::wal_sender_timeout(&src)
+    let status_every = admin::wal_sender_timeout(&src)
         .await?
-        .map_or(REPLAY_STATUS_EVERY, |t| {
-            (t / 4).clamp(Duration::from_millis(100), REPLAY_STATUS_EVERY)
+        .map_or(STATUS_EVERY, |t| {
+            (t / 4).clamp(Duration::from_millis(100), STATUS_EVERY)
         });
     let target = if job.options.exit_when_caught_up {
         Some(admin::current_wal_lsn(&src).await?)
@@ -433,7 +432,7 @@ async fn stream_once(
         applied_count: 0,
         stream_xid: None,
         streamed_applied: 0,
-        replay_status_every,
+        status_every,
     };
     // Streamed transactions in progress, each in its own anonymous file
     // (freed when this session ends, however it ends).
@@ -492,7 +491,9 @@ async fn stream_once(
                         break Err(e);
                     }
                 } else {
-                    session.send_status(sink.applied(), target.is_some()).await?;
+                    if let Err(e) = session.send_status(sink.applied(), target.is_some()).await {
+                        break Err(e.into());
+                    }
                     t.last_status = Instant::now();
                 }
                 continue;
@@ -503,10 +504,17 @@ async fn stream_once(
             Err(e) if e.cancelled => break Ok(()),
             Err(e) => break Err(e.into()),
         };
-        let frame = frame::decode(&bytes).map_err(|e| EngineError::Decode {
-            lsn: t.server_end,
-            message: e.to_string(),
-        })?;
+        // Errors leave the loop (never `?`), so the heartbeat writer is
+        // stopped before a retry starts another.
+        let frame = match frame::decode(&bytes) {
+            Ok(frame) => frame,
+            Err(e) => {
+                break Err(EngineError::Decode {
+                    lsn: t.server_end,
+                    message: e.to_string(),
+                });
+            }
+        };
         match frame {
             Frame::PrimaryKeepalive(k) => {
                 if !t.in_txn {
@@ -519,7 +527,9 @@ async fn stream_once(
                     {
                         break Err(e);
                     }
-                    session.send_status(sink.applied(), false).await?;
+                    if let Err(e) = session.send_status(sink.applied(), false).await {
+                        break Err(e.into());
+                    }
                     t.last_status = Instant::now();
                 }
             }
@@ -545,8 +555,13 @@ async fn stream_once(
                         ),
                     });
                 }
-                if !t.in_txn && t.last_status.elapsed() > Duration::from_secs(5) {
-                    session.send_status(sink.applied(), false).await?;
+                // Also inside a transaction: applying it may read the stream
+                // more slowly than the server sends, and a reply request
+                // then waits behind the data already sent.
+                if t.last_status.elapsed() >= t.status_every {
+                    if let Err(e) = session.send_status(sink.applied(), false).await {
+                        break Err(e.into());
+                    }
                     t.last_status = Instant::now();
                 }
             }
@@ -676,11 +691,12 @@ struct Ctx<'a> {
     task: &'a str,
 }
 
-/// A standby status update at least this often while a streamed commit is
-/// replayed (the walsender is not read meanwhile; without replies it ends
-/// the connection after `wal_sender_timeout`, 60 s by default; a shorter
-/// timeout shortens the interval to a quarter of it).
-const REPLAY_STATUS_EVERY: Duration = Duration::from_secs(5);
+/// A standby status update goes out at least this often, also while a
+/// transaction is applied slowly and while a streamed commit is replayed
+/// (the replication connection is not read meanwhile): a WAL sender that
+/// hears nothing for `wal_sender_timeout` (60 s by default) ends the
+/// connection. A shorter timeout shortens the interval to a quarter of it.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 /// The (sub)transaction xid a change carries inside a stream block
 /// (protocol 2); `None` for messages that are not changes.
@@ -847,7 +863,7 @@ async fn replay_streamed(
                 c.t.batch_bytes += bytes.len();
             }
             handle(c.sink, c.t, c.throttle, msg, task).await?;
-            if c.t.last_status.elapsed() >= c.t.replay_status_every {
+            if c.t.last_status.elapsed() >= c.t.status_every {
                 c.session.send_status(c.sink.applied(), false).await?;
                 c.t.last_status = Instant::now();
             }
