@@ -446,3 +446,62 @@ async fn applying_longer_than_the_wal_sender_timeout_keeps_the_connection() {
     }
     expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_inside_a_streamed_transaction_is_replayed_in_place() {
+    // DDL capture rows and the new relation descriptions travel inside the
+    // stream blocks, between the changes before and after them.
+    let (pair, ws, src, dst) = synced(
+        "create table t (id int primary key, v text not null)",
+        "ddl",
+    )
+    .await;
+    let spill = tempfile::tempdir().unwrap();
+    let mut apply = streaming_apply(&ws, spill.path(), "ddl");
+    let script = ws.path().join("ddl.sql");
+    std::fs::write(
+        &script,
+        "begin;
+insert into t select g, repeat(md5(g::text), 4) from generate_series(1, 10000) g;
+alter table t add column extra text default 'd';
+update t set extra = 'e' || id where id % 2 = 0;
+create table t2 (id int primary key, t_id int references t(id));
+insert into t2 select g, g from generate_series(1, 5000) g;
+savepoint s;
+alter table t add column doomed int;
+update t set doomed = 1;
+rollback to savepoint s;
+commit;
+",
+    )
+    .unwrap();
+    pair.source
+        .psql("app", &["-f", script.to_str().unwrap()])
+        .unwrap();
+    assert_converges(&src, &dst, 90, "after DDL inside a streamed transaction").await;
+    assert_eq!(
+        column(
+            &dst,
+            "select string_agg(attname, ',' order by attnum) from pg_attribute
+              where attrelid = 'public.t'::regclass and attnum > 0 and not attisdropped"
+        )
+        .await,
+        [Some("id,v,extra".to_owned())]
+    );
+    assert_eq!(
+        column(
+            &dst,
+            "select (select count(*) from t where extra = 'd') || ' ' || (select count(*) from t2)"
+        )
+        .await,
+        [Some("5000 5000".to_owned())]
+    );
+    let status = wait_for(&ws, "ddl", 30, "the commit to be counted", |t| {
+        number(t, "spill_transactions") == 0
+    });
+    if streams() {
+        assert_eq!(number(&status, "streamed_transactions"), 1, "{status}");
+    }
+    stop_gracefully(&ws, &mut apply, "ddl");
+    expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
+}
