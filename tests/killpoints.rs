@@ -6,7 +6,7 @@
 use std::os::unix::process::ExitStatusExt;
 
 use crate::support::cli::{Workspace, expect_exit, text};
-use crate::support::pg::{Pair, column, connect, exec};
+use crate::support::pg::{Pair, column, connect, exec, pair_majors};
 use crate::support::sync::assert_converges;
 
 const SETUP: &str = "
@@ -105,6 +105,90 @@ kill_points! {
     killed_in_the_middle_of_a_source_transaction: "stream.mid_transaction@5", true;
     killed_before_the_destination_commit: "stream.before_commit@7", true;
     killed_after_the_destination_commit_before_feedback: "stream.after_commit@9", true;
+}
+
+/// One transaction far above the source's 64 kB `logical_decoding_work_mem`
+/// (~85,000 changes), so a 14+ source streams it while in progress.
+fn large(round: u32) -> String {
+    format!(
+        "begin;
+         update account set balance = balance + {round}, note = 'streamed {round}';
+         insert into ledger (account_id, amount) select 1 + g % 60000, {round} from generate_series(1, 20000) g;
+         delete from ledger where id in (select id from ledger order by id limit 5000);
+         commit;"
+    )
+}
+
+/// pgsync dies (a failpoint) in the middle of replaying a streamed
+/// transaction from its spill file, after thousands of its changes went to
+/// the open destination transaction: the destination holds none of them,
+/// the spill file died with the process, and the next apply applies the
+/// transaction exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_in_the_middle_of_a_streamed_commit() {
+    if pair_majors().0 < 14 {
+        eprintln!(
+            "a PostgreSQL 13 source does not stream in-progress transactions: nothing to kill"
+        );
+        return;
+    }
+    let pair = Pair::start_with(&["logical_decoding_work_mem = 64kB"], &[]);
+    pair.source.psql("app", &["-c", SETUP]).unwrap();
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(&pair.source, &pair.destination, "kps", BODY);
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    exec(&src, &workload(1)).await;
+    exec(&src, &large(1)).await;
+    exec(&src, &workload(2)).await;
+    let spill = tempfile::tempdir().unwrap();
+    let out = ws
+        .command(&["apply", "--auto-approve", "--exit-when-caught-up"])
+        .env("PGSYNC_FAILPOINTS", "stream.mid_streamed_commit@30000")
+        .env("TMPDIR", spill.path())
+        .output()
+        .expect("run pgsync");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "failpoint stream.mid_streamed_commit was not reached:\n{}",
+        text(&out)
+    );
+    let streamed = "select count(*) from account where note = 'streamed 1'";
+    assert_eq!(column(&dst, streamed).await, [Some("0".to_owned())]);
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+    // More, including a second large transaction, then resume.
+    exec(&src, &large(2)).await;
+    exec(&src, &workload(3)).await;
+    let out = ws
+        .command(&["apply", "--auto-approve", "--exit-when-caught-up"])
+        .env("TMPDIR", spill.path())
+        .output()
+        .expect("run pgsync");
+    expect_exit(&out, 0);
+    assert_converges(&src, &dst, 60, "after a kill inside a streamed commit").await;
+    assert_eq!(
+        column(
+            &dst,
+            "select note || ' ' || count(*) from account group by note order by note"
+        )
+        .await,
+        [Some("streamed 2 60000".to_owned())]
+    );
+    let status: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.path().join(".pgsync/status.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        status["tasks"]["kps"]["streamed_transactions"].as_u64(),
+        Some(2),
+        "{status}"
+    );
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+    expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
 }
 
 /// Randomized kill points in the stream: each round arms one point at a

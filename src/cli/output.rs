@@ -83,6 +83,20 @@ pub(super) fn status_text(status: &StatusFile) -> String {
                 t.transactions_applied
             );
         }
+        if t.streamed_transactions > 0 {
+            let _ = writeln!(
+                s,
+                "  of which streamed while in progress: {}",
+                t.streamed_transactions
+            );
+        }
+        if t.spill_transactions > 0 {
+            let _ = writeln!(
+                s,
+                "  large transactions in progress on the source: {} ({} bytes spilled to local disk)",
+                t.spill_transactions, t.spill_bytes
+            );
+        }
         if !t.skipped.is_empty() {
             let parts: Vec<String> = t.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(s, "  skipped by `operations`: {}", parts.join(", "));

@@ -25,6 +25,7 @@ mod initial;
 mod recorder;
 mod reselect;
 mod reshape;
+pub mod spill;
 pub mod status;
 mod stream;
 
@@ -94,6 +95,18 @@ pub enum EngineError {
         lsn: crate::model::Lsn,
         /// What was wrong.
         message: String,
+    },
+    /// A streamed transaction (pgoutput protocol 2) could not be kept on
+    /// local disk until its commit, or read back.
+    #[error("streamed source transaction (message at {lsn}) for task {task:?}")]
+    Spill {
+        /// Task name.
+        task: String,
+        /// WAL position of the stream message being handled.
+        lsn: crate::model::Lsn,
+        /// The cause.
+        #[source]
+        source: spill::SpillError,
     },
     /// The recorded slot is gone.
     #[error("replication slot {slot} of task {task:?} no longer exists on the source")]
@@ -167,6 +180,13 @@ impl EngineError {
                 "the changes since the slot fell behind are gone from the source: run `pgsync plan` (it shows the re-sync) and `pgsync apply` to copy again from a fresh snapshot; raise max_slot_wal_keep_size to keep more WAL".into(),
             ),
             EngineError::PublicationUnusable { fix, .. } => Some(fix.clone()),
+            EngineError::Spill { source: spill::SpillError::OutOfOrder(_) | spill::SpillError::Damaged { .. }, .. } => Some(
+                "run `pgsync apply` again: the server sends the transaction again from the slot's position".into(),
+            ),
+            EngineError::Spill { .. } => Some(format!(
+                "large transactions are kept in {} until they commit: make room there (or point TMPDIR at a disk with room), then run `pgsync apply` again; the server sends the transaction again",
+                std::env::temp_dir().display()
+            )),
             EngineError::SlotMissing { .. } => Some(
                 "run `pgsync plan` to see the re-sync it takes, then `pgsync apply`".into(),
             ),

@@ -24,6 +24,18 @@ pub struct TaskStatus {
     pub lag_seconds: Option<f64>,
     /// Source transactions applied by this run.
     pub transactions_applied: u64,
+    /// Of those, transactions the source streamed while in progress
+    /// (pgoutput protocol 2: larger than its `logical_decoding_work_mem`)
+    /// and this run replayed from their spill files at commit.
+    #[serde(default)]
+    pub streamed_transactions: u64,
+    /// Bytes of streamed transactions in progress on the source that are
+    /// held in local spill files until they commit or abort.
+    #[serde(default)]
+    pub spill_bytes: u64,
+    /// Streamed transactions in progress on the source (one spill file each).
+    #[serde(default)]
+    pub spill_transactions: u64,
     /// Changes this run did not apply because the table's `operations`
     /// leave their kind out, by kind (`insert`, `update`, `delete`,
     /// `truncate`, `ddl`).

@@ -17,19 +17,35 @@
 //!   destination has committed (never an open batch's), so the server never discards WAL of a
 //!   transaction pgsync has not applied.
 //!
+//! Large transactions (PostgreSQL 14 and up: pgoutput protocol 2 with
+//! `streaming 'on'`): a transaction larger than the source's
+//! `logical_decoding_work_mem` arrives in stream blocks while still in
+//! progress. Each block's messages go to the transaction's spill file
+//! (`super::spill`), never to memory or the destination; Stream Abort
+//! frees the file (or records an aborted subtransaction); Stream Commit
+//! replays the file as one source transaction through the same path as a
+//! Begin … Commit, with the Stream Commit's commit LSN, end LSN and time,
+//! so the exactly-once rule and the batching are the same.
+//!
 //! Shutdown: on cancel, a transaction in flight is read and applied to its
-//! commit first; then the final position is confirmed and the task returns.
+//! commit first (a streamed one being replayed too); a streamed transaction
+//! still in progress on the source is dropped with its spill file (the
+//! server sends it again). Then the final position is confirmed and the
+//! task returns.
 
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::spill::{Spill, SpilledTxn};
 use super::{ApplyOptions, EngineError, Event, LiveStatus, Reporter};
 use crate::model::{EndpointSpec, Lsn, QualifiedName};
 use crate::pg::slot::ReplicationSession;
 use crate::pg::{admin, connect};
 use crate::replication::frame::{self, Frame};
-use crate::replication::pgoutput::{self, Datum, Message, OldTuple, ReplicaIdentity, Tuple};
+use crate::replication::pgoutput::{
+    self, Begin, Commit, Datum, Message, OldTuple, ReplicaIdentity, StreamCommit, Tuple,
+};
 use crate::sink::{ColumnDesc, RelationDesc, Sink, Value};
 
 /// What one stream needs.
@@ -248,7 +264,17 @@ struct Tracker {
     /// Bytes of change data in the open batch, and when it started.
     batch_bytes: usize,
     batch_started: Option<Instant>,
+    /// Between a Begin (or the start of a streamed commit's replay) and its
+    /// Commit.
     in_txn: bool,
+    /// The top-level xid of the open stream block (Stream Start … Stream
+    /// Stop): messages are decoded with their xid and spilled.
+    stream_xid: Option<u32>,
+    /// Streamed transactions replayed and applied by this run.
+    streamed_applied: u64,
+    /// How often a standby status update goes out unasked: a quarter of
+    /// the source's `wal_sender_timeout`, at most [`STATUS_EVERY`].
+    status_every: Duration,
     skipping: bool,
     commit_lsn: Lsn,
     server_end: Lsn,
@@ -296,6 +322,11 @@ async fn stream_once(
     } else {
         sink.applied()
     };
+    let status_every = admin::wal_sender_timeout(&src)
+        .await?
+        .map_or(STATUS_EVERY, |t| {
+            (t / 4).clamp(Duration::from_millis(100), STATUS_EVERY)
+        });
     let target = if job.options.exit_when_caught_up {
         Some(admin::current_wal_lsn(&src).await?)
     } else {
@@ -303,10 +334,21 @@ async fn stream_once(
     };
 
     let mut session = ReplicationSession::open(&job.source).await?;
-    session.start(&job.slot, start, &job.publication).await?;
+    let options = session.start(&job.slot, start, &job.publication).await?;
     report(Event::Step {
         task: task.to_owned(),
-        message: format!("streaming from {start}"),
+        message: if options.streaming {
+            format!(
+                "streaming from {start} (pgoutput protocol {}: large transactions arrive while in progress and wait in {} until they commit)",
+                options.proto_version,
+                std::env::temp_dir().display()
+            )
+        } else {
+            format!(
+                "streaming from {start} (pgoutput protocol {}: the source sends each transaction after its commit)",
+                options.proto_version
+            )
+        },
     });
     live.task(task, |s| {
         s.phase = "streaming".into();
@@ -396,7 +438,13 @@ async fn stream_once(
         last_commit_time: 0,
         last_status: Instant::now(),
         applied_count: 0,
+        stream_xid: None,
+        streamed_applied: 0,
+        status_every,
     };
+    // Streamed transactions in progress, each in its own anonymous file
+    // (freed when this session ends, however it ends).
+    let mut spill = Spill::new(std::env::temp_dir());
     let never = CancellationToken::new();
     let result = loop {
         // Between transactions, cancellation (or catch-up) ends the stream;
@@ -451,7 +499,9 @@ async fn stream_once(
                         break Err(e);
                     }
                 } else {
-                    session.send_status(sink.applied(), target.is_some()).await?;
+                    if let Err(e) = session.send_status(sink.applied(), target.is_some()).await {
+                        break Err(e.into());
+                    }
                     t.last_status = Instant::now();
                 }
                 continue;
@@ -462,10 +512,17 @@ async fn stream_once(
             Err(e) if e.cancelled => break Ok(()),
             Err(e) => break Err(e.into()),
         };
-        let frame = frame::decode(&bytes).map_err(|e| EngineError::Decode {
-            lsn: t.server_end,
-            message: e.to_string(),
-        })?;
+        // Errors leave the loop (never `?`), so the heartbeat writer is
+        // stopped before a retry starts another.
+        let frame = match frame::decode(&bytes) {
+            Ok(frame) => frame,
+            Err(e) => {
+                break Err(EngineError::Decode {
+                    lsn: t.server_end,
+                    message: e.to_string(),
+                });
+            }
+        };
         match frame {
             Frame::PrimaryKeepalive(k) => {
                 if !t.in_txn {
@@ -478,19 +535,22 @@ async fn stream_once(
                     {
                         break Err(e);
                     }
-                    session.send_status(sink.applied(), false).await?;
+                    if let Err(e) = session.send_status(sink.applied(), false).await {
+                        break Err(e.into());
+                    }
                     t.last_status = Instant::now();
                 }
             }
             Frame::XLogData(x) => {
-                let msg = pgoutput::decode(x.data, false).map_err(|e| EngineError::Decode {
-                    lsn: x.wal_start,
-                    message: e.to_string(),
-                })?;
-                if t.in_txn && !t.skipping {
-                    t.batch_bytes += x.data.len();
-                }
-                if let Err(e) = handle(&mut sink, &mut t, &throttle, msg, task).await {
+                let mut ctx = Ctx {
+                    sink: &mut sink,
+                    t: &mut t,
+                    spill: &mut spill,
+                    session: &mut session,
+                    throttle: &throttle,
+                    task,
+                };
+                if let Err(e) = on_message(&mut ctx, x.data, x.wal_start).await {
                     sink.rollback().await;
                     break Err(e);
                 }
@@ -503,8 +563,13 @@ async fn stream_once(
                         ),
                     });
                 }
-                if !t.in_txn && t.last_status.elapsed() > Duration::from_secs(5) {
-                    session.send_status(sink.applied(), false).await?;
+                // Also inside a transaction: applying it may read the stream
+                // more slowly than the server sends, and a reply request
+                // then waits behind the data already sent.
+                if t.last_status.elapsed() >= t.status_every {
+                    if let Err(e) = session.send_status(sink.applied(), false).await {
+                        break Err(e.into());
+                    }
                     t.last_status = Instant::now();
                 }
             }
@@ -520,6 +585,9 @@ async fn stream_once(
             s.lag_bytes = Some(lag_bytes);
             s.lag_seconds = Some(lag_secs);
             s.transactions_applied = t.applied_count;
+            s.streamed_transactions = t.streamed_applied;
+            s.spill_bytes = spill.bytes();
+            s.spill_transactions = spill.transactions() as u64;
             s.skipped = sink
                 .skipped()
                 .iter()
@@ -619,6 +687,207 @@ fn values<'a>(t: &Tuple<'a>) -> Vec<Value<'a>> {
             Datum::Text(b) | Datum::Binary(b) => Value::Text(b),
         })
         .collect()
+}
+
+/// What handling one message of the slot needs.
+struct Ctx<'a> {
+    sink: &'a mut Sink,
+    t: &'a mut Tracker,
+    spill: &'a mut Spill,
+    session: &'a mut ReplicationSession,
+    throttle: &'a Throttle,
+    task: &'a str,
+}
+
+/// A standby status update goes out at least this often, also while a
+/// transaction is applied slowly and while a streamed commit is replayed
+/// (the replication connection is not read meanwhile): a WAL sender that
+/// hears nothing for `wal_sender_timeout` (60 s by default) ends the
+/// connection. A shorter timeout shortens the interval to a quarter of it.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
+
+/// The (sub)transaction xid a change carries inside a stream block
+/// (protocol 2); `None` for messages that are not changes.
+fn change_xid(msg: &Message<'_>) -> Option<u32> {
+    match msg {
+        Message::Relation(m) => m.xid,
+        Message::Type(m) => m.xid,
+        Message::Insert(m) => m.xid,
+        Message::Update(m) => m.xid,
+        Message::Delete(m) => m.xid,
+        Message::Truncate(m) => m.xid,
+        Message::LogicalMessage(m) => m.xid,
+        _ => None,
+    }
+}
+
+/// The message's name in §55.9, for errors.
+fn kind(msg: &Message<'_>) -> &'static str {
+    match msg {
+        Message::Begin(_) => "Begin",
+        Message::LogicalMessage(_) => "Message",
+        Message::Commit(_) => "Commit",
+        Message::Origin(_) => "Origin",
+        Message::Relation(_) => "Relation",
+        Message::Type(_) => "Type",
+        Message::Insert(_) => "Insert",
+        Message::Update(_) => "Update",
+        Message::Delete(_) => "Delete",
+        Message::Truncate(_) => "Truncate",
+        Message::StreamStart(_) => "Stream Start",
+        Message::StreamStop => "Stream Stop",
+        Message::StreamCommit(_) => "Stream Commit",
+        Message::StreamAbort(_) => "Stream Abort",
+    }
+}
+
+/// One pgoutput message (`XLogData` payload `data` at `lsn`): stream
+/// messages drive the spill files, a change inside a stream block is
+/// spilled, anything else is applied.
+async fn on_message(c: &mut Ctx<'_>, data: &[u8], lsn: Lsn) -> Result<(), EngineError> {
+    let in_block = c.t.stream_xid;
+    let msg = pgoutput::decode(data, in_block.is_some()).map_err(|e| EngineError::Decode {
+        lsn,
+        message: e.to_string(),
+    })?;
+    let task = c.task;
+    let spill_err = |source| EngineError::Spill {
+        task: task.to_owned(),
+        lsn,
+        source,
+    };
+    let misplaced = |msg: &Message<'_>, t: &Tracker| EngineError::Decode {
+        lsn,
+        message: match in_block {
+            Some(xid) => format!(
+                "a {} message inside the stream block of transaction {xid}",
+                kind(msg)
+            ),
+            None => format!(
+                "a {} message inside the transaction that commits at {}",
+                kind(msg),
+                t.commit_lsn
+            ),
+        },
+    };
+    match msg {
+        Message::StreamStart(ref s) => {
+            if c.t.in_txn {
+                return Err(misplaced(&msg, c.t));
+            }
+            c.spill
+                .start_block(s.xid, s.first_segment)
+                .map_err(spill_err)?;
+            c.t.stream_xid = Some(s.xid);
+        }
+        Message::StreamStop => {
+            c.spill.stop_block().map_err(spill_err)?;
+            c.t.stream_xid = None;
+        }
+        Message::StreamAbort(ref a) => {
+            if c.t.in_txn {
+                return Err(misplaced(&msg, c.t));
+            }
+            c.spill.abort(a.xid, a.subxid).map_err(spill_err)?;
+        }
+        Message::StreamCommit(ref commit) => {
+            if c.t.in_txn || in_block.is_some() {
+                return Err(misplaced(&msg, c.t));
+            }
+            let spilled = c.spill.take(commit.xid).map_err(spill_err)?;
+            replay_streamed(c, commit, spilled).await?;
+        }
+        msg if in_block.is_some() => {
+            if change_xid(&msg).is_none() {
+                return Err(misplaced(&msg, c.t));
+            }
+            c.spill.append(lsn, data).map_err(spill_err)?;
+        }
+        msg => {
+            if c.t.in_txn && !c.t.skipping {
+                c.t.batch_bytes += data.len();
+            }
+            handle(c.sink, c.t, c.throttle, msg, task).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies a committed streamed transaction: its spilled messages in
+/// order, without those of aborted subtransactions, between a Begin and a
+/// Commit made from the Stream Commit. The same [`handle`] path as an
+/// ordinary transaction, so a transaction the destination already holds
+/// (commit LSN below the progress row) is skipped, and it joins the open
+/// batch like any other.
+async fn replay_streamed(
+    c: &mut Ctx<'_>,
+    commit: &StreamCommit,
+    spilled: Option<SpilledTxn>,
+) -> Result<(), EngineError> {
+    let task = c.task;
+    let begin = Message::Begin(Begin {
+        final_lsn: commit.commit_lsn,
+        commit_time: commit.commit_time,
+        xid: commit.xid,
+    });
+    handle(c.sink, c.t, c.throttle, begin, task).await?;
+    let skipped = c.t.skipping;
+    if let Some(SpilledTxn {
+        mut records,
+        aborted,
+    }) = spilled
+    {
+        while let Some((lsn, bytes)) =
+            records
+                .next_message()
+                .map_err(|source| EngineError::Spill {
+                    task: task.to_owned(),
+                    lsn: commit.commit_lsn,
+                    source,
+                })?
+        {
+            let msg = pgoutput::decode(bytes, true).map_err(|e| EngineError::Decode {
+                lsn,
+                message: format!(
+                    "{e} (spilled message of streamed transaction {})",
+                    commit.xid
+                ),
+            })?;
+            let Some(xid) = change_xid(&msg) else {
+                return Err(EngineError::Decode {
+                    lsn,
+                    message: format!(
+                        "a {} message in the spill file of streamed transaction {}",
+                        kind(&msg),
+                        commit.xid
+                    ),
+                });
+            };
+            if aborted.contains(xid) {
+                continue;
+            }
+            if !c.t.skipping {
+                crate::failpoint::hit("stream.mid_streamed_commit");
+                c.t.batch_bytes += bytes.len();
+            }
+            handle(c.sink, c.t, c.throttle, msg, task).await?;
+            if c.t.last_status.elapsed() >= c.t.status_every {
+                c.session.send_status(c.sink.applied(), false).await?;
+                c.t.last_status = Instant::now();
+            }
+        }
+    }
+    let end = Message::Commit(Commit {
+        flags: commit.flags,
+        commit_lsn: commit.commit_lsn,
+        end_lsn: commit.end_lsn,
+        commit_time: commit.commit_time,
+    });
+    handle(c.sink, c.t, c.throttle, end, task).await?;
+    if !skipped {
+        c.t.streamed_applied += 1;
+    }
+    Ok(())
 }
 
 /// Commits the open batch (if any) and counts its transactions.
@@ -753,8 +1022,8 @@ async fn handle(
                 .await
                 .map_err(wrap(t.commit_lsn))?;
         }
-        // Skipped transactions, Origin, Type and logical messages change nothing here;
-        // protocol 1 sends no stream messages.
+        // Skipped transactions, Origin, Type and logical messages change
+        // nothing here; stream messages are handled by `on_message`.
         _ => {}
     }
     Ok(())

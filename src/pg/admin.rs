@@ -576,6 +576,31 @@ pub async fn drop_schema_objects(
     Ok(())
 }
 
+/// The source's `wal_sender_timeout`: a WAL sender that hears nothing
+/// from its client for this long ends the connection. `None` when it is
+/// disabled (0).
+///
+/// # Errors
+/// [`PgError`].
+pub async fn wal_sender_timeout(src: &Connected) -> Result<Option<std::time::Duration>, PgError> {
+    // pg_settings gives milliseconds, as text.
+    let ms: String = src
+        .client
+        .query_one(
+            "select setting from pg_settings where name = 'wal_sender_timeout'",
+            &[],
+        )
+        .await
+        .map_err(src.err("read wal_sender_timeout"))?
+        .get(0);
+    Ok(ms
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|ms| *ms > 0)
+        .map(std::time::Duration::from_millis))
+}
+
 /// `pg_current_wal_insert_lsn()` of the source: every transaction
 /// committed so far ends below it (`pg_current_wal_lsn()`, the write
 /// position, lags behind commits made with `synchronous_commit = off`).

@@ -42,6 +42,55 @@ pub struct CreatedSlot {
     pub snapshot_name: String,
 }
 
+/// What the stream asks pgoutput for, chosen by the source's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// pgoutput protocol version (`proto_version`): 1, or 2 from
+    /// PostgreSQL 14 on (docs §55.5 "Logical Streaming Replication Protocol").
+    pub proto_version: u32,
+    /// `streaming 'on'`: transactions larger than the server's
+    /// `logical_decoding_work_mem` are sent while still in progress
+    /// (protocol 2 and up).
+    pub streaming: bool,
+    /// `messages 'true'`: logical decoding messages (`pg_logical_emit_message`)
+    /// are sent (pgoutput accepts the option from PostgreSQL 14 on).
+    pub messages: bool,
+}
+
+impl StreamOptions {
+    /// The options for a server whose `server_version_num` is `version`
+    /// (e.g. 150014): protocol 2 with streaming and messages from 14 on,
+    /// protocol 1 without either before.
+    pub fn for_server(version: i32) -> StreamOptions {
+        let v14 = version >= 140_000;
+        StreamOptions {
+            proto_version: if v14 { 2 } else { 1 },
+            streaming: v14,
+            messages: v14,
+        }
+    }
+}
+
+/// The `START_REPLICATION … LOGICAL` option list for `options` and
+/// `publication`, as (name, value) pairs the transport quotes.
+///
+/// `publication_names` is a list of identifiers (SplitIdentifierString): the
+/// name is double-quoted, so a name given in the task's `publication` keeps
+/// its case, commas and quotes.
+pub fn start_options(options: StreamOptions, publication: &str) -> Vec<(&'static str, String)> {
+    let mut list = vec![
+        ("proto_version", options.proto_version.to_string()),
+        ("publication_names", crate::sql::ident(publication)),
+    ];
+    if options.messages {
+        list.push(("messages", "true".to_owned()));
+    }
+    if options.streaming {
+        list.push(("streaming", "on".to_owned()));
+    }
+    list
+}
+
 /// One replication session to a source.
 pub struct ReplicationSession {
     conn: PgReplicationConnection,
@@ -143,11 +192,18 @@ impl ReplicationSession {
         })
     }
 
-    /// `START_REPLICATION SLOT slot LOGICAL start (proto_version '1',
-    /// publication_names '…', messages 'true')`. Protocol 1 makes the server
-    /// send each transaction whole after its commit (spilling to its own disk
-    /// past `logical_decoding_work_mem`), so pgsync applies changes as they
-    /// arrive without holding a transaction in memory.
+    /// `START_REPLICATION SLOT slot LOGICAL start (…)` with the pgoutput
+    /// options of [`start_options`] for this server's version, which it
+    /// returns.
+    ///
+    /// From PostgreSQL 14 on the stream runs protocol version 2 with
+    /// `streaming 'on'`: a transaction larger than the server's
+    /// `logical_decoding_work_mem` arrives in blocks while it is still in
+    /// progress (Stream Start … Stream Stop, then Stream Commit or Stream
+    /// Abort) and the caller keeps it on local disk until it commits
+    /// (`engine::spill`). PostgreSQL 13 runs protocol version 1: the server
+    /// sends each transaction whole after its commit, spilling large ones
+    /// to its own disk.
     ///
     /// # Errors
     /// [`SlotError`], e.g. when the slot is missing or active elsewhere.
@@ -156,23 +212,15 @@ impl ReplicationSession {
         slot: &str,
         start: Lsn,
         publication: &str,
-    ) -> Result<(), SlotError> {
-        // `publication_names` is a list of identifiers (SplitIdentifierString):
-        // the name is double-quoted, so a name given in the task's
-        // `publication` keeps its case, commas and quotes. pgoutput accepts
-        // `messages` from PostgreSQL 14 on.
-        let names = crate::sql::ident(publication);
-        let mut options = vec![
-            ("proto_version", "1"),
-            ("publication_names", names.as_str()),
-        ];
-        if self.conn.server_version() >= 140_000 {
-            options.push(("messages", "true"));
-        }
+    ) -> Result<StreamOptions, SlotError> {
+        let chosen = StreamOptions::for_server(self.conn.server_version());
+        let options = start_options(chosen, publication);
+        let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
         self.conn
             .start_replication_async(slot, start.0, &options)
             .await
-            .map_err(|e| convert("start replication", &self.endpoint, e))
+            .map_err(|e| convert("start replication", &self.endpoint, e))?;
+        Ok(chosen)
     }
 
     /// The next CopyData payload (`w` XLogData or `k` keepalive).
@@ -291,7 +339,39 @@ fn convert(doing: &str, endpoint: &str, err: pg_walstream::ReplicationError) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::libpq_words;
+    use super::{StreamOptions, libpq_words, start_options};
+
+    #[test]
+    fn protocol_2_with_streaming_from_postgresql_14() {
+        let v13 = StreamOptions::for_server(130_023);
+        assert_eq!(
+            start_options(v13, "App,Pub \"1\""),
+            [
+                ("proto_version", "1".to_owned()),
+                ("publication_names", "\"App,Pub \"\"1\"\"\"".to_owned()),
+            ]
+        );
+        for version in [140_000, 150_014, 170_010] {
+            let opts = StreamOptions::for_server(version);
+            assert_eq!(
+                opts,
+                StreamOptions {
+                    proto_version: 2,
+                    streaming: true,
+                    messages: true
+                }
+            );
+            assert_eq!(
+                start_options(opts, "dts_pub"),
+                [
+                    ("proto_version", "2".to_owned()),
+                    ("publication_names", "\"dts_pub\"".to_owned()),
+                    ("messages", "true".to_owned()),
+                    ("streaming", "on".to_owned()),
+                ]
+            );
+        }
+    }
 
     #[test]
     fn libpq_failures_lose_the_transport_prefixes() {
