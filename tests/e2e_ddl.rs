@@ -11,6 +11,8 @@ create type mood as enum ('sad', 'ok');
 create table person (id int primary key, name text not null, mood mood);
 insert into person select g, 'p' || g, 'ok' from generate_series(1, 100) g;
 create table doomed (id int primary key);
+create table person_audit (id int primary key, at timestamptz default now());
+insert into person_audit select g from generate_series(1, 3) g;
 ";
 
 /// Each entry runs as one query string (one transaction unless it says otherwise).
@@ -41,6 +43,21 @@ const DDL_STREAM: &[&str] = &[
     "insert into purchases (person_id, total) values (5, 99.999)",
     "truncate purchases restart identity",
     "insert into purchases (person_id, total) values (6, 1)",
+    // The remaining forms of issue 3, each alone.
+    "alter table person alter column full_name drop not null",
+    "alter table person alter column full_name set not null",
+    "alter table person alter column mood drop default",
+    "create sequence counter increment by 3",
+    "alter sequence counter increment by 5",
+    "create type pair as (a int, b text)",
+    "create view v_two as select id from person",
+    "alter view v_two rename to v_three",
+    "create function f_two() returns int language sql as 'select 2'",
+    "alter function f_two() rename to f_three",
+    "drop function f_three()",
+    "drop view v_three",
+    "drop sequence counter",
+    "begin; alter table purchases add column note text; update purchases set note = 'n'; truncate person_audit; commit",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,6 +312,10 @@ async fn ddl_issued_from_functions_is_replayed() {
         "create type pair as (a int, b text)",
         "create domain positive as int check (value > 0)",
         "create function twice(x int) returns int language sql as 'select 2 * x'",
+        "alter function twice(int) rename to double_it",
+        "create view kept_view as select id from person",
+        "alter view kept_view rename to renamed_view",
+        "alter type pair rename to couple",
         "create schema later",
         "create table later.t (id int primary key, v text)",
         "drop view adults",

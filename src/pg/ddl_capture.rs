@@ -30,6 +30,8 @@ pub const DDL_TABLE: &str = "dts_ddl_command";
 const TASK_TABLE: &str = "dts_sync_task";
 /// The last known shape of each table (see `dts_table_changes`).
 const SHAPE_TABLE: &str = "dts_table_shape";
+/// The last known name of each routine, view, sequence and type.
+const NAME_TABLE: &str = "dts_object_name";
 
 fn install_sql() -> String {
     let ddl = qualified(helpers::SCHEMA, DDL_TABLE);
@@ -144,6 +146,7 @@ begin
     return array_to_string(stmts, '; ');
 end
 $body$;
+-- (see dts_renamed)
 -- Records the new shape of a table an ALTER TABLE (or CREATE TABLE)
 -- changed and returns the statements from its previous shape (null when
 -- none was known). Never fails the user's statement.
@@ -168,6 +171,69 @@ begin
         return null;
     end if;
     return nullif({schema}.dts_alter_table(old_shape, new_shape), '');
+exception when others then
+    return null;
+end
+$body$;
+-- The schema and name of each function, view, sequence and type last seen,
+-- so that a rename issued from inside a function is replayed as a rename.
+create table if not exists {names} (
+    classid oid,
+    objid oid,
+    nspname text not null,
+    objname text not null,
+    identity text not null,
+    primary key (classid, objid));
+create or replace function {schema}.dts_renamed(kind text, obj oid)
+returns text language plpgsql set search_path = '' as $body$
+declare
+    cls oid;
+    nsp text;
+    nm text;
+    ident text;
+    old record;
+    args text := '';
+    stmts text[] := '{{}}';
+begin
+    if kind in ('function', 'procedure', 'aggregate') then
+        cls := 'pg_catalog.pg_proc'::pg_catalog.regclass;
+        select n.nspname, p.proname into nsp, nm
+          from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+         where p.oid = obj;
+    elsif kind in ('view', 'materialized view', 'sequence') then
+        cls := 'pg_catalog.pg_class'::pg_catalog.regclass;
+        select n.nspname, c.relname into nsp, nm
+          from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+         where c.oid = obj;
+    elsif kind in ('type', 'domain') then
+        cls := 'pg_catalog.pg_type'::pg_catalog.regclass;
+        select n.nspname, t.typname into nsp, nm
+          from pg_catalog.pg_type t join pg_catalog.pg_namespace n on n.oid = t.typnamespace
+         where t.oid = obj;
+    else
+        return null;
+    end if;
+    if nm is null then
+        return null;
+    end if;
+    ident := (pg_catalog.pg_identify_object(cls, obj, 0)).identity;
+    select * into old from {names} o where o.classid = cls and o.objid = obj;
+    insert into {names} (classid, objid, nspname, objname, identity) values (cls, obj, nsp, nm, ident)
+        on conflict (classid, objid) do update
+        set nspname = excluded.nspname, objname = excluded.objname, identity = excluded.identity;
+    if old is null or (old.nspname = nsp and old.objname = nm) then
+        return null;
+    end if;
+    if kind in ('function', 'procedure', 'aggregate') then
+        args := pg_catalog.substr(ident, pg_catalog.strpos(ident, '('));
+    end if;
+    if old.objname <> nm then
+        stmts := stmts || pg_catalog.format('alter %s %s rename to %I', kind, old.identity, nm);
+    end if;
+    if old.nspname <> nsp then
+        stmts := stmts || pg_catalog.format('alter %s %I.%I%s set schema %I', kind, old.nspname, nm, args, nsp);
+    end if;
+    return pg_catalog.array_to_string(stmts, '; ');
 exception when others then
     return null;
 end
@@ -233,6 +299,13 @@ begin
     end if;
     if kind in ('table', 'table column', 'table constraint') and tag = 'ALTER TABLE' then
         return {schema}.dts_table_changes(kind, obj);
+    end if;
+    -- Renames (and moves) of other objects; every CREATE records the name.
+    if kind in ('function', 'procedure', 'aggregate', 'view', 'materialized view', 'sequence', 'type', 'domain') then
+        def := {schema}.dts_renamed(kind, obj);
+        if def is not null and tag like 'ALTER %' then
+            return def;
+        end if;
     end if;
     if kind = 'table' and tag in ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO') then
         perform {schema}.dts_table_changes(kind, obj);
@@ -447,6 +520,7 @@ $do$;
 "#,
         schema = ident(helpers::SCHEMA),
         shapes = qualified(helpers::SCHEMA, SHAPE_TABLE),
+        names = qualified(helpers::SCHEMA, NAME_TABLE),
     )
 }
 
@@ -478,6 +552,27 @@ pub async fn install(
         ))
         .await
         .map_err(src.err("record table shapes for DDL capture"))?;
+    src.client
+        .batch_execute(&format!(
+            "select {s}.dts_renamed(k, o) from (
+                 select case p.prokind when 'p' then 'procedure' when 'a' then 'aggregate' else 'function' end, p.oid
+                   from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                  where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
+                 union all
+                 select case c.relkind when 'v' then 'view' when 'm' then 'materialized view' else 'sequence' end, c.oid
+                   from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                  where c.relkind in ('v', 'm', 'S') and n.nspname not in ('pg_catalog', 'information_schema')
+                    and n.nspname not like 'pg\\_%'
+                 union all
+                 select case t.typtype when 'd' then 'domain' else 'type' end, t.oid
+                   from pg_type t join pg_namespace n on n.oid = t.typnamespace
+                  where t.typtype in ('e', 'c', 'r', 'd') and (t.typrelid = 0 or (select relkind from pg_class where oid = t.typrelid) = 'c')
+                    and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
+             ) x(k, o)",
+            s = ident(helpers::SCHEMA)
+        ))
+        .await
+        .map_err(src.err("record object names for DDL capture"))?;
     let schemas: Vec<serde_json::Value> = objects
         .iter()
         .filter_map(|o| match o {
@@ -541,6 +636,8 @@ pub async fn uninstall(src: &Connected, publication: &str) -> Result<(), PgError
                  drop function if exists {s}.dts_capture_drop();
                  drop function if exists {s}.dts_definition(text, text, text, oid);
                  drop function if exists {s}.dts_type_definition(text, oid);
+                 drop function if exists {s}.dts_renamed(text, oid);
+                 drop table if exists {names};
                  drop function if exists {s}.dts_table_changes(text, oid);
                  drop function if exists {s}.dts_alter_table(jsonb, jsonb);
                  drop function if exists {s}.dts_table_shape(oid);
@@ -549,7 +646,8 @@ pub async fn uninstall(src: &Connected, publication: &str) -> Result<(), PgError
                  drop table if exists {ddl};",
                 s = ident(helpers::SCHEMA),
                 ddl = qualified(helpers::SCHEMA, DDL_TABLE),
-                shapes = qualified(helpers::SCHEMA, SHAPE_TABLE)
+                shapes = qualified(helpers::SCHEMA, SHAPE_TABLE),
+                names = qualified(helpers::SCHEMA, NAME_TABLE)
             ))
             .await
             .map_err(src.err("drop DDL capture objects"))?;

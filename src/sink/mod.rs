@@ -1915,6 +1915,8 @@ fn ddl_statements(
         .iter()
         .filter_map(|o| o.get("identity").and_then(|i| i.as_str()))
         .map(|i| {
+            // `public.f(integer)`: the name is before the argument list.
+            let i = i.split('(').next().unwrap_or(i);
             i.rsplit('.')
                 .next()
                 .unwrap_or(i)
