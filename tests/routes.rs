@@ -269,6 +269,15 @@ async fn wrong_filters_and_column_lists_are_refused_at_plan_time() {
             "table \"sales.orders\" { rename = \"sales.items\" }\n  table \"sales.items\" {}",
             "sales.items and sales.orders both land in sales.items",
         ),
+        // SQL trying to leave the expression never runs.
+        (
+            r#"table "sales.orders" { where = "true)); commit; drop table sales.items; select ((true" }"#,
+            "its parentheses or quotes do not balance; a filter is one boolean expression",
+        ),
+        (
+            "table \"sales.orders\" {\n    columns = [\"id\", \"customer\", \"amount\"]\n    column_map = { customer = \"amount\" }\n  }",
+            "sales.orders: columns customer and amount would both be named \"amount\" on the destination",
+        ),
     ];
     for (body, words) in cases {
         let ws = Workspace::new(
@@ -283,8 +292,12 @@ async fn wrong_filters_and_column_lists_are_refused_at_plan_time() {
         assert!(err.contains(words), "{body}: want {words:?} in:\n{err}");
         assert!(err.contains("precheck failed for task \"bad\""), "{err}");
     }
-    // Nothing was created on either side.
+    // Nothing was created on either side, nothing was dropped.
     let src = connect(&pair.source, "app").await;
+    assert_eq!(
+        column(&src, "select count(*)::text from sales.items").await,
+        [Some("10".to_owned())]
+    );
     assert_eq!(
         column(&src, "select count(*)::text from pg_replication_slots").await,
         [Some("0".to_owned())]
@@ -587,7 +600,7 @@ async fn conflicting_tables_ignore_keeps_rows_in_the_copy_and_overwrites_in_the_
     let out = ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]);
     expect_exit(&out, 0);
     assert!(
-        text(&out).contains("public.t: the existing destination table lacks c; not copied"),
+        text(&out).contains("public.t: the existing destination table lacks column(s) c; their values are not copied (conflicting_tables = \"ignore\")"),
         "{}",
         text(&out)
     );
@@ -649,10 +662,14 @@ async fn ddl_on_renamed_and_reshaped_tables_is_replayed_under_their_new_names() 
     );
     let mut apply = ws.spawn(&["apply", "--auto-approve"], "ddl");
     for sql in [
+        "update sales.orders set amount = amount where id = 20",
         // Not among `columns`: added, then dropped again on the destination.
         "alter table sales.orders add column note text",
         "insert into sales.orders values (21, 'c21', 21, 's', 'a note')",
         "alter table sales.orders alter column amount type bigint",
+        // An unselected column, absent on the destination, is dropped.
+        "alter table sales.orders drop column secret",
+        "insert into sales.orders values (22, 'c22', 22, 'no secret')",
         "alter table sales.orders add constraint amount_positive check (amount > 0)",
         "create index orders_customer on sales.orders (customer)",
         "update sales.orders set customer = 'renamed column' where id = 1",
@@ -683,7 +700,7 @@ async fn ddl_on_renamed_and_reshaped_tables_is_replayed_under_their_new_names() 
         (
             "select count(*) || ':' || max(id) || ':' || (select client from reporting.purchases where id = 1) \
              from reporting.purchases",
-            "21:21:renamed column",
+            "22:22:renamed column",
         ),
         (
             "select string_agg(id || '=' || qty, ',' order by id) from reporting.items",

@@ -70,7 +70,6 @@ task "a_to_c" {{
 task "b_events" {{
   source             = endpoint.b
   destination        = endpoint.c
-  sync_types         = ["full", "incremental"]
   conflicting_tables = "ignore"
   table "ev.events" {{ rename = "merged.events" }}
 }}

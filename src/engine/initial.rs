@@ -410,7 +410,14 @@ pub(super) async fn run(
             }
         }
         if !pre_done {
-            let created: Vec<String> = all.iter().map(ToString::to_string).collect();
+            // Only tables that are not there yet are pgsync's to drop later
+            // (`conflicting_tables = "ignore"` writes into existing ones).
+            let mut created: Vec<String> = Vec::new();
+            for t in &all {
+                if !destination_has(&dst, t).await? {
+                    created.push(t.to_string());
+                }
+            }
             recorder.update(task, |r| r.created_tables = created.clone())?;
             step(format!(
                 "creating schema on the destination ({} before the copy)",
@@ -426,6 +433,18 @@ pub(super) async fn run(
         script = Some(generated);
     }
 
+    // Destination tables that exist under a renamed table's destination
+    // name before anything is copied (not made by this task): written
+    // into directly.
+    let mut existing_targets = Vec::new();
+    for t in &all {
+        if let Some(route) = spec.route(&t.schema, &t.name)
+            && route.target != route.source
+            && destination_has(&dst, &route.target).await?
+        {
+            existing_targets.push(route.target);
+        }
+    }
     if spec.sync_types.full {
         step(format!(
             "copying {}, {} at a time",
@@ -438,7 +457,12 @@ pub(super) async fn run(
             source: source.clone(),
             destination: destination.clone(),
             snapshot: snapshot_name.clone(),
-            tables: super::reshape::copy_tables(spec, &leaf, spec.sync_types.schema),
+            tables: super::reshape::copy_tables(
+                spec,
+                &leaf,
+                spec.sync_types.schema,
+                &existing_targets,
+            ),
             binary: spec.sync_types.schema,
             jobs: options.jobs,
             qps,
@@ -463,7 +487,7 @@ pub(super) async fn run(
                 }
                 CopyEvent::ColumnsLeftOut { table, columns } => {
                     step(format!(
-                        "{table}: the existing destination table lacks {}; not copied",
+                        "{table}: the existing destination table lacks column(s) {}; their values are not copied (conflicting_tables = \"ignore\")",
                         columns.join(", ")
                     ));
                 }
@@ -514,11 +538,27 @@ pub(super) async fn run(
             .task(task)
             .map(|r| r.created_objects)
             .unwrap_or_default();
-        let reshape = super::reshape::after_post_data(spec, &shaped, &created);
+        let created_tables = recorder
+            .task(task)
+            .map(|r| r.created_tables)
+            .unwrap_or_default();
+        let reshape = super::reshape::after_post_data(
+            spec,
+            &shaped,
+            &created,
+            &existing_targets,
+            &created_tables,
+        );
+        let mut post_data = script.post_data.clone();
+        for fk in super::reshape::relax_foreign_keys(spec, &all, &mut post_data) {
+            step(format!(
+                "foreign key {fk} is created NOT VALID: a `where` filter may leave out rows it refers to"
+            ));
+        }
         begin_schema(&dst).await?;
         apply_statements(
             &dst,
-            &script.post_data,
+            &post_data,
             spec.conflicting_tables == crate::model::ConflictMode::Ignore,
         )
         .await?;
@@ -549,7 +589,10 @@ pub(super) async fn run(
                     }
                 }
                 for t in &all {
-                    if let Some(route) = spec.route(&t.schema, &t.name) {
+                    if let Some(route) = spec.route(&t.schema, &t.name)
+                        && !existing_targets.contains(&route.target)
+                        && created_tables.contains(&t.to_string())
+                    {
                         let name = route.target.to_string();
                         if !r.created_tables.contains(&name) {
                             r.created_tables.push(name);
@@ -612,6 +655,22 @@ async fn run_pre_data(
         .await
         .map_err(dst.err("commit schema"))?;
     Ok(())
+}
+
+/// Whether the destination has table `t`.
+pub(super) async fn destination_has(
+    dst: &Connected,
+    t: &QualifiedName,
+) -> Result<bool, EngineError> {
+    Ok(dst
+        .client
+        .query_one(
+            "select to_regclass(format('%I.%I', $1::text, $2::text)) is not null",
+            &[&t.schema, &t.name],
+        )
+        .await
+        .map_err(dst.err("look up a destination table"))?
+        .get(0))
 }
 
 pub(super) async fn begin_schema(dst: &Connected) -> Result<(), EngineError> {

@@ -93,9 +93,16 @@ pub(super) async fn run(
         let Some(route) = spec.route(&t.name.schema, &t.name.name) else {
             continue;
         };
+        // A table left pending by an interrupted change is copied again.
+        let pending = matches!(
+            record.tables.get(&t.name.to_string()),
+            Some(TableStatus::Pending | TableStatus::Copying)
+        );
         match old_routes.get(&t.name) {
             None => added.push((t.clone(), route)),
-            Some(old) if !old.same_shape(&route) => recopied.push((t.clone(), old.clone(), route)),
+            Some(old) if !old.same_shape(&route) || pending => {
+                recopied.push((t.clone(), old.clone(), route))
+            }
             Some(_) => {}
         }
     }
@@ -111,10 +118,63 @@ pub(super) async fn run(
         counted(removed.len(), "table")
     ));
 
-    // 1. Out of the publication: removed and re-copied tables (their old
-    // destination tables go; the stream skips them until they are back).
-    // A publication made by the DBA is theirs to change: the precheck at
-    // stream start names tables it lacks.
+    // 1. Which destination tables must go, checked before anything changes:
+    // the old table of a re-copied one, one already standing where an added
+    // table lands (kept from an earlier removal, or made by replayed DDL),
+    // and removed ones with --drop-removed-tables. pgsync may drop a table
+    // it created; with `conflicting_tables = "error"` and schema sync every
+    // selected destination table is its own (the precheck refused existing
+    // ones), as are those its DDL replay created. With "ignore", an existing
+    // table an added one lands in is kept and written into.
+    let created_tables = record.created_tables.clone();
+    let owned = |t: &QualifiedName| {
+        created_tables.contains(&t.to_string())
+            || (record.conflicting_tables == crate::model::ConflictMode::Error
+                && record.sync_types.schema)
+    };
+    let ignore = spec.conflicting_tables == crate::model::ConflictMode::Ignore;
+    let mut drops: Vec<QualifiedName> = Vec::new();
+    let mut existing_targets: Vec<QualifiedName> = Vec::new();
+    let mut refused = Vec::new();
+    let candidates = recopied
+        .iter()
+        .map(|(_, old, _)| (old.target.clone(), true))
+        .chain(added.iter().map(|(_, r)| (r.target.clone(), false)))
+        .chain(
+            removed
+                .iter()
+                .filter(|_| options.drop_removed_tables)
+                .map(|(_, r)| (r.target.clone(), true)),
+        );
+    for (target, must_go) in candidates {
+        if drops.contains(&target) || !super::initial::destination_has(&dst, &target).await? {
+            continue;
+        }
+        if owned(&target) {
+            drops.push(target);
+        } else if ignore && !must_go {
+            existing_targets.push(target);
+        } else {
+            refused.push(target.to_string());
+        }
+    }
+    if !refused.is_empty() {
+        return Err(EngineError::Precheck {
+            task: task.to_owned(),
+            failed: vec![precheck::Check::fail(
+                "destination.tables",
+                format!(
+                    "these destination tables stand in the way and pgsync did not create them: {}",
+                    refused.join(", ")
+                ),
+                "drop or rename them on the destination, or set conflicting_tables = \"ignore\" to write an added table into an existing one; then run apply again",
+            )],
+        });
+    }
+
+    // 2. Out of the publication: removed and re-copied tables (the stream
+    // skips them until they are back). A publication made by the DBA is
+    // theirs to change: the check at stream start names tables it lacks.
     let publication = record
         .publication
         .clone()
@@ -124,32 +184,24 @@ pub(super) async fn run(
         .map(|(n, _)| n)
         .chain(recopied.iter().map(|(t, _, _)| &t.name))
         .collect();
+    // Recorded first: an interruption from here on leaves them pending, and
+    // the next plan copies them again.
+    recorder.update(task, |r| {
+        let leaf = recopied
+            .iter()
+            .map(|(t, _, _)| t)
+            .chain(added.iter().map(|(t, _)| t))
+            .filter(|t| t.relkind == 'r' && spec.sync_types.full);
+        for t in leaf {
+            r.tables.insert(t.name.to_string(), TableStatus::Pending);
+        }
+    })?;
     if let Some(p) = &publication {
         for t in &leaving {
             alter_publication(&src, p, "drop", t).await?;
         }
     }
-    let created_tables = record.created_tables.clone();
-    let mut drops: Vec<QualifiedName> = recopied
-        .iter()
-        .map(|(_, old, _)| old.target.clone())
-        .collect();
-    if options.drop_removed_tables {
-        drops.extend(removed.iter().map(|(_, r)| r.target.clone()));
-    }
     for target in &drops {
-        if !created_tables.contains(&target.to_string()) {
-            return Err(EngineError::Precheck {
-                task: task.to_owned(),
-                failed: vec![precheck::Check::fail(
-                    "destination.tables",
-                    format!(
-                        "{target} must be dropped to copy its table again, and pgsync did not create it"
-                    ),
-                    "drop or rename it on the destination by hand, then run apply again",
-                )],
-            });
-        }
         step(format!("dropping destination table {target}"));
         dst.client
             .batch_execute(&format!(
@@ -162,9 +214,6 @@ pub(super) async fn run(
     recorder.update(task, |r| {
         for (n, _) in &removed {
             r.tables.remove(&n.to_string());
-        }
-        for (t, _, _) in &recopied {
-            r.tables.insert(t.name.to_string(), TableStatus::Pending);
         }
         r.created_tables
             .retain(|t| !drops.iter().any(|d| &d.to_string() == t));
@@ -180,6 +229,7 @@ pub(super) async fn run(
             spec,
             &record,
             &arriving,
+            &existing_targets,
             recorder,
             options,
             report,
@@ -213,6 +263,7 @@ async fn copy_arriving(
     spec: &TaskSpec,
     record: &TaskRecord,
     arriving: &[&precheck::SourceTable],
+    existing_targets: &[QualifiedName],
     recorder: &Recorder,
     options: &ApplyOptions,
     report: &Reporter,
@@ -336,7 +387,12 @@ async fn copy_arriving(
             source: source.clone(),
             destination: destination.clone(),
             snapshot: snapshot.clone(),
-            tables: super::reshape::copy_tables(spec, &leaf, spec.sync_types.schema),
+            tables: super::reshape::copy_tables(
+                spec,
+                &leaf,
+                spec.sync_types.schema,
+                existing_targets,
+            ),
             binary: spec.sync_types.schema,
             jobs: options.jobs,
             qps,
@@ -355,7 +411,7 @@ async fn copy_arriving(
                     })?;
                 }
                 crate::snapshot::CopyEvent::ColumnsLeftOut { table, columns } => step(format!(
-                    "{table}: the existing destination table lacks {}; not copied",
+                    "{table}: the existing destination table lacks column(s) {}; their values are not copied (conflicting_tables = \"ignore\")",
                     columns.join(", ")
                 )),
                 _ => {}
@@ -373,8 +429,19 @@ async fn copy_arriving(
                 shaped.push((n.clone(), columns.into_iter().map(|c| c.name).collect()));
             }
         }
-        let reshape = super::reshape::after_post_data(spec, &shaped, created);
+        let created_tables = recorder
+            .task(task)
+            .map(|r| r.created_tables)
+            .unwrap_or_default();
+        let reshape = super::reshape::after_post_data(
+            spec,
+            &shaped,
+            created,
+            existing_targets,
+            &created_tables,
+        );
         let mut post = generated.post_data.clone();
+        super::reshape::relax_foreign_keys(spec, &names, &mut post);
         post.extend(reshape);
         run_keeping_existing(dst, &post).await?;
         recorder.update(task, |r| {

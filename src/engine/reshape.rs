@@ -27,10 +27,21 @@ use crate::state::CreatedObject;
 /// The copy plan of `leaf` tables: into the staging (source) names when
 /// schema sync created them in this task (`staged`), else into the
 /// destination names the task's routes give.
-pub(super) fn copy_tables(spec: &TaskSpec, leaf: &[QualifiedName], staged: bool) -> Vec<CopyTable> {
+/// A table whose destination name already holds a table that pgsync did
+/// not create (`conflicting_tables = "ignore"`, several sources into one
+/// table) is copied straight into it, never staged.
+pub(super) fn copy_tables(
+    spec: &TaskSpec,
+    leaf: &[QualifiedName],
+    staged: bool,
+    existing_targets: &[QualifiedName],
+) -> Vec<CopyTable> {
     leaf.iter()
         .map(|t| match spec.route(&t.schema, &t.name) {
-            Some(route) => CopyTable { route, staged },
+            Some(route) => {
+                let staged = staged && !existing_targets.contains(&route.target);
+                CopyTable { route, staged }
+            }
             None => CopyTable::same(t.clone()),
         })
         .collect()
@@ -81,6 +92,8 @@ pub(super) fn after_post_data(
     spec: &TaskSpec,
     tables: &[(QualifiedName, Vec<String>)],
     created: &[CreatedObject],
+    existing_targets: &[QualifiedName],
+    created_tables: &[String],
 ) -> Vec<Statement> {
     let mut out = Vec::new();
     let mut schemas_needed: Vec<String> = Vec::new();
@@ -92,6 +105,18 @@ pub(super) fn after_post_data(
             continue;
         }
         let mut table = qualified(&name.schema, &name.name);
+        if existing_targets.contains(&route.target) {
+            // The rows went straight into the existing table; the staging
+            // one pgsync made goes.
+            if created_tables.contains(&name.to_string()) {
+                out.push(Statement {
+                    kind: "table",
+                    name: name.to_string(),
+                    sql: format!("drop table if exists {table} cascade"),
+                });
+            }
+            continue;
+        }
         let push = |out: &mut Vec<Statement>, sql: String| {
             out.push(Statement {
                 kind: "table",
@@ -237,6 +262,62 @@ pub(super) fn after_post_data(
         .collect();
     all.extend(out);
     all
+}
+
+/// Foreign keys from or to a table with a `where` filter are created `NOT
+/// VALID`: the filter may leave out a row another row refers to, so the
+/// destination cannot prove them (the stream runs with
+/// `session_replication_role = replica`, which does not check them either).
+/// Returns the constraints so relaxed, for a warning.
+pub(super) fn relax_foreign_keys(
+    spec: &TaskSpec,
+    tables: &[QualifiedName],
+    statements: &mut [Statement],
+) -> Vec<String> {
+    let filtered: Vec<&QualifiedName> = tables
+        .iter()
+        .filter(|t| {
+            spec.route(&t.schema, &t.name)
+                .is_some_and(|r| r.filter.is_some())
+        })
+        .collect();
+    if filtered.is_empty() {
+        return Vec::new();
+    }
+    let mut relaxed = Vec::new();
+    for st in statements.iter_mut().filter(|s| s.kind == "foreign key") {
+        let hit = filtered.iter().any(|t| {
+            let display = t.to_string();
+            let quoted = format!(
+                "{}.{}",
+                quote_like_postgres(&t.schema),
+                quote_like_postgres(&t.name)
+            );
+            st.name.starts_with(&format!("{display}."))
+                || st.sql.contains(&format!("REFERENCES {quoted}("))
+                || st
+                    .sql
+                    .contains(&format!("REFERENCES {}(", qualified(&t.schema, &t.name)))
+        });
+        if hit && !st.sql.to_lowercase().ends_with("not valid") {
+            st.sql.push_str(" not valid");
+            relaxed.push(st.name.clone());
+        }
+    }
+    relaxed
+}
+
+/// `quote_ident()`'s rule for plain names: lower-case letters, digits and
+/// `_` (not first a digit) stay bare, anything else is double-quoted.
+fn quote_like_postgres(name: &str) -> String {
+    let bare = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if bare { name.to_owned() } else { ident(name) }
 }
 
 /// The schema of a `pg_identify_object()` identity (`"my schema".name`,

@@ -392,8 +392,11 @@ begin
       into objs
       from pg_event_trigger_ddl_commands() with ordinality
      where not (schema_name = 'public' and object_identity like 'public.dts\_%');
-    if objs = '[]'::jsonb and exists (select 1 from pg_event_trigger_ddl_commands()) then
-        return; -- only pgsync's own helper objects
+    if objs = '[]'::jsonb then
+        -- Only pgsync's own helper objects, or a statement that changed
+        -- nothing (`create table if not exists` of a table that exists):
+        -- nothing to replay.
+        return;
     end if;
     insert into {ddl} (event, tag, query, search_path, objects)
     values ('ddl_command_end', tg_tag, current_query(), current_setting('search_path'), objs);

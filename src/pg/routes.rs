@@ -67,6 +67,10 @@ pub async fn source_columns(
 /// answer depends on the time, the session or other tables would sort the
 /// same row differently in the two places.
 ///
+/// The statements go through the extended query protocol, which takes one
+/// statement at a time, so text in the filter can never add a statement;
+/// a filter whose parentheses do not balance is refused before that.
+///
 /// Returns `Ok(Err(reason))` for an invalid filter, with PostgreSQL's words.
 ///
 /// # Errors
@@ -76,6 +80,11 @@ pub async fn validate_filter(
     table: &QualifiedName,
     filter: &str,
 ) -> Result<Result<(), String>, PgError> {
+    if !balanced(filter) {
+        return Ok(Err(
+            "its parentheses or quotes do not balance; a filter is one boolean expression".into(),
+        ));
+    }
     src.client
         .batch_execute("begin")
         .await
@@ -91,7 +100,10 @@ pub async fn validate_filter(
     ];
     let mut outcome = Ok(());
     for (i, sql) in steps.iter().enumerate() {
-        if let Err(e) = src.client.batch_execute(sql).await {
+        // The extended protocol runs exactly one statement: a filter that
+        // tries to close the expression and add statements (`true)); drop
+        // table x; select ((true`) is refused by the server, never run.
+        if let Err(e) = src.client.execute(sql.as_str(), &[]).await {
             let reason = e
                 .as_db_error()
                 .map(|d| d.message().to_owned())
@@ -112,6 +124,48 @@ pub async fn validate_filter(
     }
     let _ = src.client.batch_execute("rollback").await;
     Ok(outcome)
+}
+
+/// Whether `expr` closes every parenthesis, quote and quoted identifier it
+/// opens, and never closes one it did not open (outside quotes): the
+/// filter is pasted into `where (…)` and `check ((…))`, so it must be one
+/// expression that stays inside them.
+fn balanced(expr: &str) -> bool {
+    let mut depth = 0i32;
+    let mut chars = expr.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                let quote = c;
+                loop {
+                    match chars.next() {
+                        None => return false,
+                        Some(q) if q == quote => {
+                            if chars.peek() == Some(&quote) {
+                                chars.next();
+                            } else {
+                                break;
+                            }
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            ';' => return false,
+            '-' if chars.peek() == Some(&'-') => return false,
+            '/' if chars.peek() == Some(&'*') => return false,
+            '$' => return false,
+            _ => {}
+        }
+    }
+    depth == 0
 }
 
 /// The route checks of `spec` over its resolved `tables`.
@@ -228,6 +282,17 @@ async fn check_columns(
             problems.push(format!("{} has no column {c:?}", t.name));
         }
     }
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for c in &columns {
+        if let Some(target) = route.target_column(&c.name)
+            && let Some(first) = seen.insert(target.clone(), c.name.as_str())
+        {
+            problems.push(format!(
+                "{}: columns {first} and {} would both be named {target:?} on the destination",
+                t.name, c.name
+            ));
+        }
+    }
     if spec.sync_types.incremental {
         let dropped_key: Vec<&str> = columns
             .iter()
@@ -244,4 +309,26 @@ async fn check_columns(
     }
     problems.dedup();
     Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balanced;
+
+    #[test]
+    fn a_filter_must_stay_one_expression() {
+        assert!(balanced("amount > 0"));
+        assert!(balanced(
+            "note = 'it''s (fine)' and \"Odd)Name\" is not null"
+        ));
+        assert!(balanced("(a > 1) or (b < 2)"));
+        assert!(!balanced(
+            "true)); commit; drop table victim; select ((true"
+        ));
+        assert!(!balanced("true) or (true"));
+        assert!(!balanced("a > 0; drop table t"));
+        assert!(!balanced("a > 0 -- comment"));
+        assert!(!balanced("a > $$x$$"));
+        assert!(!balanced("'unterminated"));
+    }
 }

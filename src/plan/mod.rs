@@ -254,6 +254,24 @@ impl TaskShape {
     }
 }
 
+/// Tables of a streaming task whose copy a selection change left pending.
+fn interrupted_tables(record: &TaskRecord) -> Option<Vec<String>> {
+    // Without "full" no table is ever copied: pending is their normal state.
+    (record.initial_sync_done() && record.sync_types.full).then(|| {
+        record
+            .tables
+            .iter()
+            .filter(|(_, s)| {
+                matches!(
+                    s,
+                    crate::state::TableStatus::Pending | crate::state::TableStatus::Copying
+                )
+            })
+            .map(|(t, _)| t.clone())
+            .collect()
+    })
+}
+
 impl TaskShape {
     /// The block-level changes from `self` to `other`, one line each:
     /// `+`, `-`, `-/+` or `~`, the block, and what apply does about it.
@@ -708,6 +726,22 @@ pub fn plan(desired: &DesiredState, recorded: &RecordedState, observed: &Observe
                 task: name.clone(),
                 pending_tables: pending,
             });
+        } else if let Some(pending) = interrupted_tables(record).filter(|p| !p.is_empty()) {
+            // A selection change was interrupted after its tables left the
+            // stream: they are copied again alone.
+            let mut lines: Vec<String> = pending
+                .iter()
+                .map(|t| format!("-/+ table \"{t}\": its copy was interrupted; copied again alone"))
+                .collect();
+            if before != after {
+                lines.extend(before.table_changes(&after));
+            }
+            changes.push(Action::Reselect {
+                task: name.clone(),
+                changes: lines,
+                before,
+                after,
+            });
         } else if before != after {
             changes.push(Action::Update {
                 task: name.clone(),
@@ -793,7 +827,15 @@ mod tests {
             rec.phase = phase.clone();
             rec.tables
                 .insert("public.a".into(), TableStatus::Copied { rows: 1, bytes: 1 });
-            rec.tables.insert("public.b".into(), TableStatus::Copying);
+            // A streaming task copied every table.
+            rec.tables.insert(
+                "public.b".into(),
+                if rec.initial_sync_done() {
+                    TableStatus::Copied { rows: 1, bytes: 1 }
+                } else {
+                    TableStatus::Copying
+                },
+            );
             r.tasks.insert(name.clone(), rec);
         }
         r
@@ -894,6 +936,23 @@ mod tests {
         assert_eq!(
             lines(&p)[1],
             "-/+ task.app replace (schema \"sales\" added; forces re-copy)"
+        );
+    }
+
+    #[test]
+    fn a_selection_change_interrupted_after_its_tables_left_the_stream_copies_them_again() {
+        let d = desired(&[("app", &["public"])]);
+        let mut r = recorded_from(&d, TaskPhase::Streaming);
+        r.tasks
+            .get_mut("app")
+            .unwrap()
+            .tables
+            .insert("public.c".into(), TableStatus::Pending);
+        assert_eq!(
+            lines(&plan(&d, &r, &Observed::default())),
+            [
+                "~ task.app update tables in place (-/+ table \"public.c\": its copy was interrupted; copied again alone)"
+            ]
         );
     }
 

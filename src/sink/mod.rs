@@ -522,7 +522,7 @@ impl Sink {
                         tracing::warn!(
                             table = %route.target,
                             column = %target,
-                            "the destination table lacks this column; its values are not written"
+                            "conflicting_tables = \"ignore\": the existing destination table lacks this column; its values are not written"
                         );
                         None
                     }
@@ -1067,13 +1067,32 @@ impl Sink {
             tracing::debug!(tag = %tag, "skipping DDL outside the selection");
             return Ok(());
         }
-        // The tables it concerns, by their source names.
-        let touched: Vec<(bool, bool, String)> = self
+        // The tables it concerns, by their source names: those the stream
+        // described, and those its objects name (routes from the task).
+        let mut touched: Vec<(bool, bool, String)> = self
             .relations
             .values()
             .filter(|r| r.helper.is_none() && ddl_touches(&objects, &r.desc.name))
             .map(|r| (r.operations.ddl, r.reshaped, r.desc.name.to_string()))
             .collect();
+        if let Some(spec) = &self.spec {
+            for t in ddl_tables(&objects) {
+                if let Some(route) = spec.route(&t.schema, &t.name) {
+                    touched.push((route.operations.ddl, route.reshapes(), t.to_string()));
+                }
+            }
+        }
+        // A table copied later under a snapshot of its own (a selection
+        // change, a resumed copy) already has what DDL committed before that
+        // snapshot did.
+        if ddl_tables(&objects).iter().any(|t| {
+            self.table_snapshots
+                .get(t)
+                .is_some_and(|l| self.txn_lsn < *l)
+        }) {
+            tracing::debug!(tag = %tag, "skipping DDL already in a later table copy");
+            return Ok(());
+        }
         if touched.iter().any(|(ddl, _, _)| !ddl) {
             *self.skipped.entry("ddl").or_default() += 1;
             tracing::info!(tag = %tag, "skipping DDL: `operations` leaves out \"ddl\"");
@@ -1150,7 +1169,23 @@ impl Sink {
                 .await?;
                 staging.push(source.schema.clone());
             }
-            if self.table_exists(&route.target).await? {
+            let creates = tag.starts_with("CREATE TABLE") || tag == "SELECT INTO";
+            if creates {
+                // A new source table: its destination name must be free.
+                if self.table_exists(&route.target).await? && route.target != source {
+                    return Err(SinkError::Ddl {
+                        tag,
+                        query: truncate_for_message(&query),
+                        reason: format!(
+                            "the new table {source} would land in {}, which another table \
+                             already occupies (two source tables map to one destination \
+                             table); fix the task's `rename`/`mapping`, then run apply",
+                            route.target
+                        ),
+                    });
+                }
+                fresh.push(source);
+            } else if self.table_exists(&route.target).await? {
                 self.swap_in(&source, &route).await?;
                 swapped.push(source);
             } else if !self.table_exists(&source).await? {
@@ -1288,6 +1323,8 @@ impl Sink {
         let table = qualified(&target.schema, &target.name);
         // The source's column names: from the stream's description when it
         // has one, else from the source catalog.
+        // Known from the stream: the columns before this statement.
+        let described = self.relations.values().any(|r| &r.desc.name == source);
         let source_columns: Vec<String> =
             match self.relations.values().find(|r| &r.desc.name == source) {
                 Some(r) => r.desc.columns.iter().map(|c| c.name.clone()).collect(),
@@ -1319,6 +1356,26 @@ impl Sink {
                 ident(&format!("dts_column_{i}")),
                 ident(to)
             ));
+        }
+        // Columns the task does not select are absent on the destination;
+        // a statement may name them (drop, type, rename): they stand in,
+        // empty, with the source's type where the source still has them,
+        // and go again with the reshape afterwards.
+        // (Only from the stream's description: the source catalog already
+        // shows the statement's own changes.)
+        let unselected: Vec<&String> = source_columns
+            .iter()
+            .filter(|c| described && route.target_column(c).is_none() && !columns.contains(c))
+            .collect();
+        if !unselected.is_empty() {
+            let types = self.source_column_types(source).await?;
+            for c in unselected {
+                let ty = types
+                    .iter()
+                    .find(|(n, _)| n == c)
+                    .map_or("text", |(_, t)| t.as_str());
+                sql.push(format!("alter table {table} add column {} {ty}", ident(c)));
+            }
         }
         let mut at = target.clone();
         if at.name != source.name {
@@ -1361,6 +1418,24 @@ impl Sink {
         let columns = self.destination_columns(source).await?;
         if columns.is_empty() {
             return Ok(());
+        }
+        let named: Vec<&String> = route
+            .columns
+            .iter()
+            .flatten()
+            .chain(route.column_map.keys())
+            .filter(|c| !columns.contains(c))
+            .collect();
+        if let Some(gone) = named.first() {
+            return Err(SinkError::Ddl {
+                tag: "ALTER TABLE".into(),
+                query: String::new(),
+                reason: format!(
+                    "column {gone:?} of {source}, named in the task's `columns` or `column_map`, \
+                     no longer exists on the source (renamed or dropped); update the table block \
+                     in the configuration, then run apply"
+                ),
+            });
         }
         let table = qualified(&source.schema, &source.name);
         let mut sql = Vec::new();
@@ -1413,6 +1488,27 @@ impl Sink {
             ));
         }
         self.run_reshape(source, &sql).await
+    }
+
+    /// `(name, format_type)` of the columns source table `table` has now.
+    async fn source_column_types(
+        &mut self,
+        table: &QualifiedName,
+    ) -> Result<Vec<(String, String)>, SinkError> {
+        let src = self.source().await?;
+        Ok(src
+            .client
+            .query(
+                "select attname::text, format_type(atttypid, atttypmod) from pg_attribute
+                  where attrelid = to_regclass(format('%I.%I', $1::text, $2::text))
+                    and attnum > 0 and not attisdropped",
+                &[&table.schema, &table.name],
+            )
+            .await
+            .map_err(src.err("read source column types"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
     /// Columns of destination table `table` (empty when it does not exist).
@@ -1775,7 +1871,15 @@ impl Sink {
             .prepare_typed(&sql, &vec![ty; n])
             .await
             .map_err(|e| SinkError::Statement {
-                doing: "prepare".into(),
+                doing: match &rel.filter {
+                    Some(f) => format!(
+                        "prepare the insert through the table's `where` filter {:?} (a column it \
+                         reads may have been renamed, dropped or retyped on the source: update \
+                         the filter in the configuration)",
+                        f.expr
+                    ),
+                    None => "prepare".into(),
+                },
                 table: rel.desc.name.to_string(),
                 source: PgError::new("apply", &self.conn.endpoint, e),
             })?;
