@@ -3,7 +3,7 @@
 
 mod support;
 
-mod chunked;
+pub mod chunked;
 mod cli;
 mod cluster_smoke;
 mod cross_version;
