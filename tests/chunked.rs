@@ -66,7 +66,15 @@ async fn copies_equal(jobs: &str) {
     expect_exit(&out, 0);
     let log = text(&out);
     assert!(log.contains(&format!("{jobs} at a time")), "{log}");
-    for table in ["public.big", "public.notes", "public.log"] {
+    // Page ranges need TID range scans (PostgreSQL 14): on 13 the tables
+    // without an integer key are copied whole.
+    let pages = crate::support::pg::pair_majors().0 >= 14;
+    let chunked: &[&str] = if pages {
+        &["public.big", "public.notes", "public.log"]
+    } else {
+        &["public.big"]
+    };
+    for table in chunked {
         assert!(
             log.contains(&format!("progress table={table} chunk=")),
             "{table} was not chunked:\n{log}"
@@ -89,8 +97,12 @@ async fn copies_equal(jobs: &str) {
     assert_eq!(chunks["public.big"]["split"]["by"], "key", "{state:#}");
     assert_eq!(chunks["public.big"]["split"]["column"], "id");
     assert_eq!(chunks["public.big"]["split"]["resumable"], true);
-    assert_eq!(chunks["public.notes"]["split"]["by"], "pages");
-    assert_eq!(chunks["public.log"]["split"]["by"], "pages");
+    if pages {
+        assert_eq!(chunks["public.notes"]["split"]["by"], "pages");
+        assert_eq!(chunks["public.log"]["split"]["by"], "pages");
+    } else {
+        assert!(chunks.get("public.notes").is_none(), "{state:#}");
+    }
     assert!(chunks.get("public.small").is_none(), "{state:#}");
     let n = chunks["public.big"]["split"]["bounds"]
         .as_array()

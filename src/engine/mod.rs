@@ -14,11 +14,15 @@
 //!   only after the destination committed the transaction ending there,
 //!   together with its row in `public.dts_apply_progress`.
 //! - **Safe to kill.** During the initial sync a kill loses the exported
-//!   snapshot: the next apply drops the slot, truncates the tables pgsync
-//!   created and copies again from a fresh snapshot. During streaming a
-//!   kill loses nothing: the destination's progress row says which
-//!   transaction was applied last, the stream restarts there and older
-//!   transactions are skipped.
+//!   snapshot; with a stream the slot survives, so the next apply keeps the
+//!   tables and the key-range chunks recorded as copied (each with its
+//!   snapshot point, which the stream honours per table or per key range)
+//!   and copies the rest under a temporary slot's snapshot; without one it
+//!   empties what was copied and starts again from a fresh snapshot
+//!   (docs/architecture.md, "Resume granularity"). During streaming a kill
+//!   loses nothing: the destination's progress row says which transaction
+//!   was applied last, the stream restarts there and older transactions are
+//!   skipped.
 
 mod copy;
 mod destroy;
