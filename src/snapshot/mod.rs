@@ -970,11 +970,13 @@ async fn cut(
         };
         // About 200 sampled keys per chunk (at least 20,000), so the
         // percentiles fall near the true ones.
+        // Without statistics, about 50 rows a page.
         let want = (n * 200).max(20_000) as f64;
-        let percent = facts
+        let rows = facts
             .rows
             .filter(|r| *r > 0)
-            .map_or(100.0, |r| (100.0 * want / r as f64).clamp(0.01, 100.0));
+            .unwrap_or(facts.pages.max(1) * 50);
+        let percent = (100.0 * want / rows as f64).clamp(0.01, 100.0);
         let fractions: Vec<f64> = (1..n).map(|i| i as f64 / n as f64).collect();
         rate::take(qps, 1.0).await;
         let sample: Vec<i64> = src
