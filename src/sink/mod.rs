@@ -2505,6 +2505,24 @@ mod tests {
     }
 
     #[test]
+    fn chunk_points_name_the_point_of_the_chunk_holding_a_key() {
+        let p = ChunkPoints {
+            table: QualifiedName::new("public", "big"),
+            split: crate::snapshot::Split::Key {
+                column: "id".into(),
+                bounds: vec![100, 200],
+                resumable: true,
+            },
+            points: vec![Lsn(10), Lsn(10), Lsn(30)],
+        };
+        assert_eq!(p.column(), Some("id"));
+        assert_eq!(p.point(-5), Some(Lsn(10)));
+        assert_eq!(p.point(199), Some(Lsn(10)));
+        assert_eq!(p.point(200), Some(Lsn(30)));
+        assert_eq!(p.point(i64::MAX), Some(Lsn(30)));
+    }
+
+    #[test]
     fn filtered_inserts_read_the_whole_source_row_and_write_the_selected_columns() {
         let mut r = rel(b'd');
         r.target = QualifiedName::new("rep", "orders");
