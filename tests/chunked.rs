@@ -218,3 +218,67 @@ async fn chunked_routes_keep_filters_and_column_lists() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// `conflicting_tables = "ignore"` per chunk: every chunk goes through its
+/// staging table and `on conflict do nothing`, so destination rows whose
+/// key exists are kept in every key range, and columns the destination
+/// lacks are left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_copies_keep_existing_rows_when_conflicts_are_ignored() {
+    let pair = Pair::start();
+    pair.source
+        .psql(
+            "app",
+            &[
+                "-c",
+                "create table t (id int primary key, a text, c text);
+                 insert into t select g, md5(g::text), repeat('c', 40) from generate_series(1, 20000) g;
+                 analyze;",
+            ],
+        )
+        .unwrap();
+    pair.destination
+        .psql(
+            "app",
+            &[
+                "-c",
+                "create table t (id int primary key, a text);
+                 insert into t values (1, 'kept'), (10000, 'kept'), (20000, 'kept'), (30000, 'dst only');",
+            ],
+        )
+        .unwrap();
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(
+        &pair.source,
+        &pair.destination,
+        "merge",
+        "  conflicting_tables = \"ignore\"\n  table \"public.t\" {}",
+    );
+    let out = ws
+        .command(&[
+            "apply",
+            "--auto-approve",
+            "--exit-when-caught-up",
+            "--jobs",
+            "2",
+        ])
+        .env("PGSYNC_CHUNK_BYTES", CHUNK_BYTES)
+        .output()
+        .unwrap();
+    expect_exit(&out, 0);
+    let log = text(&out);
+    assert!(log.contains("progress table=public.t chunk="), "{log}");
+    assert!(
+        log.contains("public.t: the existing destination table lacks c; not copied"),
+        "{log}"
+    );
+    assert_eq!(
+        column(
+            &dst,
+            "select count(*) || ' ' || count(*) filter (where a = 'kept') || ' ' || \
+             count(*) filter (where a = md5(id::text)) from t"
+        )
+        .await,
+        [Some("20001 3 19997".to_owned())]
+    );
+}
