@@ -1,6 +1,9 @@
 //! Issue 2's end-to-end test: Pagila from ../shared/testdata synced with
 //! schema + full + incremental, a write workload while streaming, kill -9
-//! of apply, more writes, restart, then destroy.
+//! of apply, more writes, restart, then destroy; once with `--jobs 1` and
+//! once with 3 jobs, both with chunks of 256 kB (`PGSYNC_CHUNK_BYTES`) so
+//! the larger tables (rental, payment partitions, film) are copied in
+//! chunks.
 
 use crate::schema_sync::{assert_same, fingerprint};
 use crate::support::cli::{Workspace, expect_exit, text};
@@ -49,6 +52,15 @@ fn pagila() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pagila_snapshot_stream_kill9_restart_and_destroy() {
+    pagila_end_to_end("3").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagila_end_to_end_with_one_job() {
+    pagila_end_to_end("1").await;
+}
+
+async fn pagila_end_to_end(jobs: &str) {
     let Some((schema, data)) = pagila() else {
         eprintln!("SKIPPED: Pagila sample data not found (see message above)");
         return;
@@ -91,15 +103,24 @@ async fn pagila_snapshot_stream_kill9_restart_and_destroy() {
     );
 
     // Initial sync, then stream until caught up.
-    let applied = ws.run(&[
-        "apply",
-        "--auto-approve",
-        "--exit-when-caught-up",
-        "--jobs",
-        "3",
-    ]);
+    let applied = ws
+        .command(&[
+            "apply",
+            "--auto-approve",
+            "--exit-when-caught-up",
+            "--jobs",
+            jobs,
+        ])
+        .env("PGSYNC_CHUNK_BYTES", "262144")
+        .output()
+        .unwrap();
     expect_exit(&applied, 0);
     let log = String::from_utf8_lossy(&applied.stderr);
+    assert!(log.contains(&format!(", {jobs} at a time")), "{log}");
+    assert!(
+        log.contains("progress table=public.rental chunk="),
+        "rental was not chunked: {log}"
+    );
     assert!(log.contains("precheck [pass] source.wal_level"), "{log}");
     assert!(
         log.contains("creating replication slot dts_sync_pagila"),

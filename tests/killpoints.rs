@@ -339,3 +339,249 @@ async fn a_resumed_initial_sync_copies_only_the_tables_left() {
         );
     }
 }
+
+/// `big` is cut into about a dozen key ranges (`PGSYNC_CHUNK_BYTES`).
+const CHUNKED: &str = "
+create table big (id int primary key, v int not null, pad text);
+insert into big select g, g, md5(g::text) from generate_series(1, 20000) g;
+create table other (id int primary key, v int);
+insert into other select g, g from generate_series(1, 500) g;
+analyze;
+";
+
+/// Runs apply with the small chunk size (and `failpoint` armed, when given).
+fn apply_chunked(ws: &Workspace, jobs: &str, failpoint: Option<&str>) -> std::process::Output {
+    let mut cmd = ws.command(&[
+        "apply",
+        "--auto-approve",
+        "--exit-when-caught-up",
+        "--jobs",
+        jobs,
+    ]);
+    cmd.env("PGSYNC_CHUNK_BYTES", crate::chunked::CHUNK_BYTES);
+    if let Some(f) = failpoint {
+        cmd.env("PGSYNC_FAILPOINTS", f);
+    }
+    cmd.output().expect("run pgsync")
+}
+
+fn record(ws: &Workspace, task: &str) -> serde_json::Value {
+    let out = expect_exit(&ws.run(&["state", "show", &format!("task.{task}")]), 0);
+    serde_json::from_str(&out).expect("state show prints JSON")
+}
+
+/// Writes between the kill and the resume, in early (kept) and late
+/// (copied again) key ranges: updates, deletes, inserts, and rows moving
+/// from one range to the other.
+const BETWEEN: &str = "
+update big set v = -v where id <= 20 or id >= 19980;
+delete from big where id in (30, 19970);
+insert into big values (-7, 7, 'early'), (25000, 25000, 'late');
+update big set id = 30001 where id = 2;
+update big set id = -30001 where id = 19999;
+update other set v = 0 where id = 1;
+";
+
+/// Kill after the third chunk of `big` is recorded (one job, so chunks go in
+/// key order): the resume keeps those three chunks — a row only the
+/// destination has in the first chunk's range survives — copies the rest
+/// under a new snapshot, and the stream skips, per key range, exactly the
+/// changes that range's copy holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_initial_sync_keeps_the_finished_chunks() {
+    let pair = Pair::start();
+    pair.source.psql("app", &["-c", CHUNKED]).unwrap();
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(&pair.source, &pair.destination, "per_chunk", BODY);
+    let out = apply_chunked(&ws, "1", Some("copy.after_chunk_recorded@3"));
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{}", text(&out));
+    let before = record(&ws, "per_chunk");
+    let chunks = &before["chunks"]["public.big"];
+    let done: Vec<&String> = chunks["done"].as_object().unwrap().keys().collect();
+    assert_eq!(done, ["0", "1", "2"], "{before:#}");
+    let first_bound = chunks["split"]["bounds"][0].as_i64().unwrap();
+    assert!(first_bound > 20, "{before:#}");
+    // A row only the destination has, in the first chunk's range.
+    exec(&dst, "insert into big values (-1, -1, 'marker')").await;
+    exec(&src, BETWEEN).await;
+
+    let out = apply_chunked(&ws, "2", None);
+    expect_exit(&out, 0);
+    let n = chunks["split"]["bounds"].as_array().unwrap().len() + 1;
+    assert!(
+        text(&out).contains(&format!(
+            "public.big: 3 of {n} chunks copied before are kept; the other {} are copied under the new snapshot",
+            n - 3
+        )),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        column(&dst, "select pad from big where id = -1").await,
+        [Some("marker".to_owned())],
+        "the first chunk was copied again"
+    );
+    let rows =
+        "select id || ':' || v || ':' || coalesce(pad, '') from big where id <> -1 order by id";
+    assert_eq!(column(&src, rows).await, column(&dst, rows).await);
+    let other = "select id || ':' || v from other order by id";
+    assert_eq!(column(&src, other).await, column(&dst, other).await);
+    // Kept chunks keep the slot's point; the others have the new one.
+    let after = record(&ws, "per_chunk");
+    let slot_point = after["consistent_lsn"].as_str().unwrap().to_owned();
+    let done = after["chunks"]["public.big"]["done"].as_object().unwrap();
+    assert_eq!(done.len(), n, "{after:#}");
+    for (c, d) in done {
+        let point = d["snapshot_lsn"].as_str().unwrap();
+        if ["0", "1", "2"].contains(&c.as_str()) {
+            assert_eq!(point, slot_point, "chunk {c}: {after:#}");
+        } else {
+            assert_ne!(point, slot_point, "chunk {c}: {after:#}");
+        }
+    }
+    // The stream goes on, in every range.
+    exec(
+        &src,
+        "update big set v = 1 where id in (1, 19000); delete from big where id = 4;
+         insert into big values (-8, 8, 'e2'), (26000, 1, 'l2'); truncate other;",
+    )
+    .await;
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    assert_eq!(column(&src, rows).await, column(&dst, rows).await);
+    assert_eq!(column(&src, other).await, column(&dst, other).await);
+    expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
+}
+
+/// Kill right after a chunk's destination commit, before it is recorded
+/// (two jobs): the resume empties that chunk's key range before copying it
+/// again, so no row is doubled; a TRUNCATE between the two snapshots
+/// empties only the key ranges copied before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_committed_but_not_recorded_is_copied_once() {
+    let pair = Pair::start();
+    pair.source.psql("app", &["-c", CHUNKED]).unwrap();
+    let src = connect(&pair.source, "app").await;
+    let dst = connect(&pair.destination, "app").await;
+    let ws = Workspace::new(&pair.source, &pair.destination, "in_flight", BODY);
+    let out = apply_chunked(&ws, "2", Some("copy.after_chunk_commit@3"));
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{}", text(&out));
+    let before = record(&ws, "in_flight");
+    let chunks = &before["chunks"]["public.big"];
+    // Two workers: the second commit's record may not have been written
+    // when the third commit aborted.
+    let done = chunks["done"].as_object().unwrap().len();
+    let started = chunks["started"].as_array().unwrap().len();
+    assert!((1..=2).contains(&done) && started > done, "{before:#}");
+    exec(
+        &src,
+        "truncate big; insert into big select g, g, 'after' from generate_series(1, 20000, 3) g;",
+    )
+    .await;
+    exec(&src, BETWEEN).await;
+    let out = apply_chunked(&ws, "2", None);
+    expect_exit(&out, 0);
+    assert!(
+        text(&out).contains("begun before: their key ranges are emptied first"),
+        "{}",
+        text(&out)
+    );
+    assert_converges(&src, &dst, 30, "after a chunk committed but not recorded").await;
+    exec(
+        &src,
+        "update big set v = v + 1 where id % 50 = 1; delete from big where id % 50 = 4;
+         insert into big values (-9, 9, 's'), (50000, 1, 's'); update other set v = -v;",
+    )
+    .await;
+    expect_exit(
+        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
+        0,
+    );
+    assert_converges(&src, &dst, 30, "streaming after the resume").await;
+    expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
+}
+
+/// Randomized kill points in a chunked copy: each round kills apply at a
+/// random chunk commit, chunk record or COPY message, with 1–3 jobs, and
+/// writes on the source in between; the last apply finishes and both sides
+/// must be equal; three runs. The seed is printed (PGSYNC_KILL_SEED
+/// replays it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn randomized_chunk_kill_points_lose_and_duplicate_nothing() {
+    const RUNS: u32 = 3;
+    let seed: u64 = std::env::var("PGSYNC_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(11)
+        });
+    eprintln!("randomized chunk kill points: PGSYNC_KILL_SEED={seed}");
+    let mut state = seed | 1;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        1 + state % n
+    };
+    // Several runs, each from a fresh pair, several kills each.
+    for run in 0..RUNS {
+        let pair = Pair::start();
+        pair.source.psql("app", &["-c", CHUNKED]).unwrap();
+        let src = connect(&pair.source, "app").await;
+        let dst = connect(&pair.destination, "app").await;
+        let ws = Workspace::new(&pair.source, &pair.destination, "rchunk", BODY);
+        const POINTS: [&str; 3] = [
+            "copy.after_chunk_commit",
+            "copy.after_chunk_recorded",
+            "copy.mid_table",
+        ];
+        let mut kills = 0;
+        for round in 0..8u64 {
+            let point = POINTS[(next(3) - 1) as usize];
+            // Small counts: a resumed run has only the chunks left to do.
+            let at = if point == "copy.mid_table" {
+                next(3000)
+            } else {
+                next(3)
+            };
+            let jobs = next(3).to_string();
+            let out = apply_chunked(&ws, &jobs, Some(&format!("{point}@{at}")));
+            if out.status.signal() == Some(libc::SIGABRT) {
+                kills += 1;
+            } else {
+                // The copy finished before the point was reached.
+                expect_exit(&out, 0);
+                break;
+            }
+            let a = next(20_000);
+            let b = next(20_000);
+            exec(
+                &src,
+                &format!(
+                    "update big set v = v + {round} where id in ({a}, {b});
+                     delete from big where id = {b} + 1;
+                     insert into big values (-{round} - 100, 1, 'r'), ({round} + 40000, 2, 'r');
+                     update big set id = id + 60000 where id = {a} + 2;
+                     update other set v = v + 1 where id = {round} + 1;"
+                ),
+            )
+            .await;
+        }
+        eprintln!("run {run}: {kills} kills");
+        expect_exit(&apply_chunked(&ws, "2", None), 0);
+        assert_converges(
+            &src,
+            &dst,
+            30,
+            &format!("run {run}: after {kills} chunk kill points (seed {seed})"),
+        )
+        .await;
+        expect_exit(&ws.run(&["destroy", "--auto-approve"]), 0);
+    }
+}

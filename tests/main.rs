@@ -3,6 +3,7 @@
 
 mod support;
 
+pub mod chunked;
 mod cli;
 mod cluster_smoke;
 mod cross_version;

@@ -87,7 +87,7 @@ pub(super) async fn dispatch(args: Args) -> Result<Outcome, Error> {
                 planfile.as_deref(),
                 auto_approve,
                 ApplyOptions {
-                    jobs: jobs.into(),
+                    jobs: jobs.map(usize::from),
                     exit_when_caught_up,
                     drop_removed_tables,
                     ..ApplyOptions::default()
@@ -361,8 +361,18 @@ async fn cmd_apply(
         ..options
     };
     let cancel = signals();
-    let report: engine::Reporter = Arc::new(output::print_event);
-    engine::apply(&desired, &plan, &recorder, &options, report, &cancel).await?;
+    let printer = output::Printer::new();
+    let result = engine::apply(
+        &desired,
+        &plan,
+        &recorder,
+        &options,
+        printer.reporter(),
+        &cancel,
+    )
+    .await;
+    printer.clear();
+    result?;
     let s = plan.summary();
     println!(
         "\nApply complete! Tasks: {} added, {} changed, {} destroyed.",

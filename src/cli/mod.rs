@@ -62,9 +62,11 @@ pub enum Command {
         /// Return once everything the source had committed at stream start is applied.
         #[arg(long)]
         exit_when_caught_up: bool,
-        /// Tables copied at once during the full sync.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-        jobs: u16,
+        /// COPY workers at once during the full sync (tables and chunks of
+        /// large tables); default: the machine's parallelism, capped by the
+        /// servers' free connection slots.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: Option<u16>,
         /// Drop the destination tables of tables removed from a task's
         /// selection (kept by default).
         #[arg(long)]

@@ -1,9 +1,16 @@
 //! Everything pgsync prints: plan text, events, status; and log setup.
 
+use std::collections::HashMap;
 use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::engine::Event;
-use crate::engine::status::{StatusFile, TableProgress, TaskStatus};
+use indicatif::{
+    HumanBytes, HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle,
+};
+
+use crate::engine::status::{CopyTotals, StatusFile, TableProgress, TaskStatus};
+use crate::engine::{CopyMoment, Event};
 use crate::model::DesiredState;
 use crate::pg::precheck::CheckStatus;
 use crate::plan::Plan;
@@ -26,7 +33,258 @@ pub(super) fn plan_text(plan: &Plan) -> String {
     s
 }
 
+/// Prints events: steps and checks as lines, the copy's progress as bars
+/// (one per active table and one for the whole copy) when stderr is a
+/// terminal, and as `progress` lines otherwise.
+pub(super) struct Printer {
+    bars: Option<Bars>,
+    /// When each task's last overall progress line was printed.
+    overall_lines: Mutex<HashMap<String, Instant>>,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    /// Per task the overall bar, per (task, table) the table's bar.
+    overall: Mutex<HashMap<String, ProgressBar>>,
+    tables: Mutex<HashMap<(String, String), ProgressBar>>,
+}
+
+/// Progress lines for the whole copy come at most this often, besides the
+/// last one.
+const OVERALL_LINE_EVERY: Duration = Duration::from_secs(10);
+
+impl Printer {
+    /// Bars when stderr is a terminal, lines otherwise.
+    pub(super) fn new() -> Arc<Printer> {
+        let bars = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            overall: Mutex::new(HashMap::new()),
+            tables: Mutex::new(HashMap::new()),
+        });
+        Arc::new(Printer {
+            bars,
+            overall_lines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A reporter printing through this printer.
+    pub(super) fn reporter(self: &Arc<Self>) -> crate::engine::Reporter {
+        let me = Arc::clone(self);
+        Arc::new(move |e| me.event(e))
+    }
+
+    /// Prints a line on stderr, above the bars when there are some.
+    pub(super) fn line(&self, text: &str) {
+        match &self.bars {
+            Some(b) => b.multi.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Removes every bar (the copy ended or failed).
+    pub(super) fn clear(&self) {
+        if let Some(b) = &self.bars {
+            for (_, bar) in lock(&b.tables).drain() {
+                bar.finish_and_clear();
+            }
+            for (_, bar) in lock(&b.overall).drain() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+
+    fn event(&self, event: Event) {
+        match event {
+            Event::Copy {
+                task,
+                moment,
+                table,
+                progress,
+                totals,
+            } => match &self.bars {
+                Some(b) => b.show(&task, moment, &table, &progress, &totals),
+                None => self.copy_lines(&task, moment, &table, &progress, &totals),
+            },
+            other => {
+                for l in event_lines(other) {
+                    self.line(&l);
+                }
+            }
+        }
+    }
+
+    fn copy_lines(
+        &self,
+        task: &str,
+        moment: CopyMoment,
+        table: &str,
+        p: &TableProgress,
+        totals: &CopyTotals,
+    ) {
+        let rows = p.rows.unwrap_or(0);
+        match moment {
+            CopyMoment::ChunkCopied { chunk } => self.line(&format!(
+                "task.{task}: progress table={table} chunk={}/{} chunks_done={}/{} rows={rows} bytes={}",
+                chunk + 1,
+                p.chunks,
+                p.chunks_done,
+                p.chunks,
+                p.bytes
+            )),
+            CopyMoment::Copied => self.line(&format!(
+                "task.{task}: progress table={table} copied rows={rows} bytes={}{}",
+                p.bytes,
+                if p.chunks > 0 {
+                    format!(" chunks={}", p.chunks)
+                } else {
+                    String::new()
+                }
+            )),
+            CopyMoment::Started | CopyMoment::Moved => {}
+        }
+        let last = totals.tables_copied == totals.tables && moment == CopyMoment::Copied;
+        let mut lines = lock(&self.overall_lines);
+        let due = lines
+            .get(task)
+            .is_none_or(|t| t.elapsed() >= OVERALL_LINE_EVERY);
+        if last || (due && moment != CopyMoment::Started) {
+            lines.insert(task.to_owned(), Instant::now());
+            drop(lines);
+            self.line(&format!(
+                "task.{task}: progress overall {}",
+                overall_fields(totals)
+            ));
+        }
+    }
+}
+
+impl Bars {
+    fn show(
+        &self,
+        task: &str,
+        moment: CopyMoment,
+        table: &str,
+        p: &TableProgress,
+        totals: &CopyTotals,
+    ) {
+        {
+            let mut overall = lock(&self.overall);
+            let bar = overall.entry(task.to_owned()).or_insert_with(|| {
+                let bar = self.multi.add(ProgressBar::new(1000));
+                bar.set_style(style("{prefix:>28.bold} [{bar:30.cyan/blue}] {msg}"));
+                bar.set_prefix(format!("task.{task}"));
+                bar
+            });
+            bar.set_position((totals.percent * 10.0) as u64);
+            bar.set_message(overall_text(totals));
+            if moment == CopyMoment::Copied && totals.tables_copied == totals.tables {
+                // The copy is done: the bar stays as its last line.
+                bar.finish();
+                overall.remove(task);
+            }
+        }
+        let key = (task.to_owned(), table.to_owned());
+        let mut tables = lock(&self.tables);
+        if moment == CopyMoment::Copied {
+            if let Some(bar) = tables.remove(&key) {
+                bar.finish_and_clear();
+            }
+            return;
+        }
+        let bar = tables.entry(key).or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new(1));
+            bar.set_style(style("{prefix:>28} [{bar:30}] {msg}"));
+            bar.set_prefix(shorten(table, 28));
+            bar
+        });
+        // Rows against the estimate, else chunks.
+        match p.estimated_rows.filter(|n| *n > 0) {
+            Some(n) => {
+                bar.set_length(n.max(p.rows.unwrap_or(0)));
+                bar.set_position(p.rows.unwrap_or(0));
+            }
+            None => {
+                bar.set_length(u64::from(p.chunks.max(1)));
+                bar.set_position(u64::from(p.chunks_done));
+            }
+        }
+        bar.set_message(format!(
+            "{} rows, {}{}",
+            p.rows.unwrap_or(0),
+            HumanBytes(p.bytes),
+            if p.chunks > 0 {
+                format!(", {}/{} chunks", p.chunks_done, p.chunks)
+            } else {
+                String::new()
+            }
+        ));
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+fn shorten(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        s.to_owned()
+    } else {
+        format!("…{}", s.chars().skip(n - width + 1).collect::<String>())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `tables=3/10 rows=… bytes=… rows_per_second=… bytes_per_second=…
+/// percent=… eta_seconds=…` (`unknown` when there is no estimate yet).
+fn overall_fields(t: &CopyTotals) -> String {
+    format!(
+        "tables={}/{} rows={} bytes={} rows_per_second={:.0} bytes_per_second={:.0} percent={:.1} eta_seconds={}",
+        t.tables_copied,
+        t.tables,
+        t.rows,
+        t.bytes,
+        t.rows_per_second,
+        t.bytes_per_second,
+        t.percent,
+        t.eta_seconds
+            .map_or_else(|| "unknown".to_owned(), |e| format!("{e:.0}"))
+    )
+}
+
+/// For people: `3/10 tables, 120000 rows, 9.16 MiB, 4.00 MiB/s (52000
+/// rows/s), 42.0 %, ETA 31 s`.
+fn overall_text(t: &CopyTotals) -> String {
+    format!(
+        "{}/{} tables, {} rows, {}, {}/s ({:.0} rows/s), {:.1} %, ETA {}",
+        t.tables_copied,
+        t.tables,
+        t.rows,
+        HumanBytes(t.bytes),
+        HumanBytes(t.bytes_per_second as u64),
+        t.rows_per_second,
+        t.percent,
+        t.eta_seconds.map_or_else(
+            || "unknown".to_owned(),
+            |e| HumanDuration(Duration::from_secs_f64(e.max(0.0))).to_string()
+        )
+    )
+}
+
+/// Prints an event as lines (no bars): what the CLI does outside `apply`.
 pub(super) fn print_event(event: Event) {
+    for l in event_lines(event) {
+        eprintln!("{l}");
+    }
+}
+
+fn event_lines(event: Event) -> Vec<String> {
+    let mut out = Vec::new();
     match event {
         Event::Check { task, check } => {
             let tag = match check.status {
@@ -34,18 +292,31 @@ pub(super) fn print_event(event: Event) {
                 CheckStatus::Warn => "WARN",
                 CheckStatus::Fail => "FAIL",
             };
-            eprintln!(
+            out.push(format!(
                 "task.{task}: precheck [{tag}] {}: {}",
                 check.name, check.detail
-            );
+            ));
             if check.status != CheckStatus::Pass
                 && let Some(fix) = check.fix
             {
-                eprintln!("task.{task}:   fix: {fix}");
+                out.push(format!("task.{task}:   fix: {fix}"));
             }
         }
-        Event::Step { task, message } => eprintln!("task.{task}: {message}"),
+        Event::Step { task, message } => out.push(format!("task.{task}: {message}")),
+        Event::Copy {
+            task,
+            moment: CopyMoment::Copied,
+            table,
+            progress,
+            ..
+        } => out.push(format!(
+            "task.{task}: progress table={table} copied rows={} bytes={}",
+            progress.rows.unwrap_or(0),
+            progress.bytes
+        )),
+        Event::Copy { .. } => {}
     }
+    out
 }
 
 pub(super) fn status_text(status: &StatusFile) -> String {
@@ -64,9 +335,23 @@ pub(super) fn status_text(status: &StatusFile) -> String {
                 "  tables: {copied} of {} copied, {rows} rows, {bytes} bytes",
                 t.tables.len()
             );
+            if let Some(c) = t.copy.as_ref().filter(|_| t.phase == "snapshot") {
+                let _ = writeln!(s, "  copy: {}", overall_text(c));
+            }
             for (table, p) in &t.tables {
                 if p.state != "copied" {
-                    let _ = writeln!(s, "    {table}: {} ({} bytes so far)", p.state, p.bytes);
+                    let chunks = if p.chunks > 0 {
+                        format!(", {} of {} chunks", p.chunks_done, p.chunks)
+                    } else {
+                        String::new()
+                    };
+                    let _ = writeln!(
+                        s,
+                        "    {table}: {}{chunks}, {} rows ({} bytes so far)",
+                        p.state,
+                        p.rows.unwrap_or(0),
+                        p.bytes
+                    );
                 }
             }
         }
@@ -132,24 +417,25 @@ pub(super) async fn status_from_state(
             ..Default::default()
         };
         for (table, st) in &r.tables {
-            t.tables.insert(
-                table.clone(),
-                match st {
-                    TableStatus::Pending => TableProgress {
-                        state: "pending".into(),
-                        ..Default::default()
-                    },
-                    TableStatus::Copying => TableProgress {
-                        state: "copying".into(),
-                        ..Default::default()
-                    },
-                    TableStatus::Copied { rows, bytes } => TableProgress {
-                        state: "copied".into(),
-                        rows: Some(*rows),
-                        bytes: *bytes,
-                    },
-                },
-            );
+            let chunks = r.chunks.get(table);
+            let mut p = TableProgress {
+                chunks: chunks.map_or(0, |c| c.split.chunks()),
+                chunks_done: chunks.map_or(0, |c| u32::try_from(c.done.len()).unwrap_or(0)),
+                rows: chunks.map(crate::state::TableChunks::rows),
+                bytes: chunks.map_or(0, crate::state::TableChunks::bytes),
+                ..Default::default()
+            };
+            match st {
+                TableStatus::Pending => p.state = "pending".into(),
+                TableStatus::Copying => p.state = "copying".into(),
+                TableStatus::Copied { rows, bytes } => {
+                    p.state = "copied".into();
+                    p.rows = Some(*rows);
+                    p.bytes = *bytes;
+                    p.chunks_done = p.chunks;
+                }
+            }
+            t.tables.insert(table.clone(), p);
         }
         if let Some(d) = desired {
             live_lag(d, r, &mut t).await;

@@ -18,7 +18,7 @@ use crate::pg::precheck::{self, Check, CheckStatus, SourceTable};
 use crate::pg::schema::{SchemaSelection, generate};
 use crate::pg::slot::ReplicationSession;
 use crate::pg::{Connected, admin, connect, ddl_capture};
-use crate::snapshot::{CopyEvent, CopyJob, copy_all};
+use crate::snapshot::{ChunkSizing, CopyJob, Resume};
 use crate::state::{TableStatus, TaskPhase, TaskRecord};
 
 /// Runs the prechecks of `spec` and returns them with the resolved tables.
@@ -190,13 +190,19 @@ pub(super) async fn run(
         ));
         admin::drop_slot(&src, slot).await?;
     }
-    // Each table's COPY commits whole, so only tables recorded as copied
-    // hold rows of the old snapshot; without a kept slot they are emptied
-    // and copied again.
+    // A whole table's COPY commits at once, and so does each chunk of a
+    // large table: the tables recorded as copied hold rows of the old
+    // snapshot, and so may the tables with chunks begun or done.
     let copied: Vec<String> = record
         .tables
         .iter()
         .filter(|(_, st)| matches!(st, TableStatus::Copied { .. }))
+        .map(|(t, _)| t.clone())
+        .collect();
+    let partly: Vec<String> = record
+        .chunks
+        .iter()
+        .filter(|(t, c)| !copied.contains(t) && (!c.started.is_empty() || !c.done.is_empty()))
         .map(|(t, _)| t.clone())
         .collect();
     let staged = spec.sync_types.schema;
@@ -208,12 +214,15 @@ pub(super) async fn run(
             })
             .collect()
     };
-    if resume_from.is_none() && !copied.is_empty() {
-        step(format!(
-            "emptying {} copied under the lost snapshot",
-            counted(copied.len(), "destination table")
-        ));
-        truncate(&dst, &copied_names(&copied)).await?;
+    if resume_from.is_none() {
+        let dirty: Vec<String> = copied.iter().chain(&partly).cloned().collect();
+        if !dirty.is_empty() {
+            step(format!(
+                "emptying {} copied under the lost snapshot",
+                counted(dirty.len(), "destination table")
+            ));
+            truncate(&dst, &copied_names(&dirty)).await?;
+        }
     }
     let leaf: Vec<QualifiedName> = tables
         .iter()
@@ -232,13 +241,48 @@ pub(super) async fn run(
         .iter()
         .map(|t| (t.to_string(), TableStatus::Pending))
         .collect();
+    // Partly copied tables whose finished chunks stay (key ranges the
+    // stream can tell apart, each chunk with its snapshot point; see
+    // docs/architecture.md, "resume granularity").
+    let mut resume: BTreeMap<QualifiedName, Resume> = BTreeMap::new();
+    if resume_from.is_some() {
+        for t in &leaf {
+            let Some(c) = record.chunks.get(&t.to_string()) else {
+                continue;
+            };
+            if c.split.resumable()
+                && !c.done.is_empty()
+                && c.done.values().all(|d| d.snapshot_lsn.is_some())
+            {
+                resume.insert(
+                    t.clone(),
+                    Resume {
+                        split: c.split.clone(),
+                        done: c.done.keys().copied().collect(),
+                        redo: c
+                            .started
+                            .iter()
+                            .filter(|i| !c.done.contains_key(i))
+                            .copied()
+                            .collect(),
+                    },
+                );
+            }
+        }
+    }
 
     let mut session = None;
     let snapshot_name;
+    let snapshot_lsn;
     let mut _exporter = None;
     if let Some((slot, lsn)) = &resume_from {
-        // Tables interrupted mid-copy committed nothing; emptied anyway.
-        let names: Vec<String> = leaf.iter().map(ToString::to_string).collect();
+        // Tables interrupted mid-copy: their chunks (or their one COPY)
+        // may have committed; emptied, unless their chunks are kept.
+        let names: Vec<String> = leaf
+            .iter()
+            .filter(|t| !resume.contains_key(*t))
+            .map(ToString::to_string)
+            .collect();
         if !names.is_empty() {
             truncate(&dst, &copied_names(&names)).await?;
         }
@@ -249,18 +293,44 @@ pub(super) async fn run(
             counted(copied.len(), "table"),
             counted(leaf.len(), "table")
         ));
+        for (t, r) in &resume {
+            let n = r.split.chunks();
+            step(format!(
+                "{t}: {} of {n} chunks copied before are kept; the other {} are copied under the new snapshot{}",
+                r.done.len(),
+                n as usize - r.done.len(),
+                if r.redo.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({} begun before: their key ranges are emptied first)",
+                        counted(r.redo.len(), "chunk")
+                    )
+                }
+            ));
+        }
         let mut s = ReplicationSession::open(source).await?;
         let created = s.create_slot_with(&temp, true).await?;
         let consistent = created.consistent_lsn;
         recorder.update(task, |r| {
+            // A kept table's changes are skipped by key range (each chunk's
+            // point), not for the whole table.
             r.table_snapshots.retain(|(n, _)| !leaf.contains(n));
-            r.table_snapshots
-                .extend(leaf.iter().map(|n| (n.clone(), consistent)));
+            r.table_snapshots.extend(
+                leaf.iter()
+                    .filter(|n| !resume.contains_key(*n))
+                    .map(|n| (n.clone(), consistent)),
+            );
+            r.chunks.retain(|n, _| {
+                !leaf.iter().any(|l| &l.to_string() == n)
+                    || resume.keys().any(|k| &k.to_string() == n)
+            });
             for t in &leaf {
                 r.tables.insert(t.to_string(), TableStatus::Pending);
             }
         })?;
         snapshot_name = created.snapshot_name;
+        snapshot_lsn = Some(consistent);
         session = Some(s);
     } else if spec.sync_types.incremental {
         let external = spec.publication.is_some();
@@ -336,9 +406,11 @@ pub(super) async fn run(
             r.consistent_lsn = Some(created.consistent_lsn);
             r.phase = TaskPhase::Snapshot;
             r.tables = pending.clone();
+            r.chunks.clear();
         })?;
         crate::failpoint::hit("initial.after_slot");
         snapshot_name = created.snapshot_name;
+        snapshot_lsn = Some(created.consistent_lsn);
         session = Some(s);
     } else {
         // No stream: a plain exported snapshot keeps the parallel copy consistent.
@@ -355,9 +427,11 @@ pub(super) async fn run(
             .map_err(exporter.err("export snapshot"))?
             .get(0);
         _exporter = Some(exporter);
+        snapshot_lsn = None;
         recorder.update(task, |r| {
             r.phase = TaskPhase::Snapshot;
             r.tables = pending.clone();
+            r.chunks.clear();
         })?;
     }
     live.task(task, |s| {
@@ -446,12 +520,12 @@ pub(super) async fn run(
         }
     }
     if spec.sync_types.full {
+        let jobs = super::copy::jobs(options.jobs, &src, &dst, step).await?;
         step(format!(
             "copying {}, {} at a time",
             counted(leaf.len(), "table"),
-            options.jobs
+            jobs
         ));
-        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let [qps, rps, bytes_per_second] = CopyJob::limiters(&spec.throttle);
         let job = CopyJob {
             source: source.clone(),
@@ -464,59 +538,31 @@ pub(super) async fn run(
                 &existing_targets,
             ),
             binary: spec.sync_types.schema,
-            jobs: options.jobs,
+            jobs,
             qps,
             rps,
             bytes_per_second,
             keep_existing: spec.conflicting_tables == crate::model::ConflictMode::Ignore,
+            sizing: ChunkSizing::from_env(),
+            resume,
         };
         let copy_cancel = cancel.child_token();
-        let copier = {
-            let copy_cancel = copy_cancel.clone();
-            tokio::spawn(async move { copy_all(job, tx, &copy_cancel).await })
+        let run = super::copy::CopyRun {
+            task,
+            recorder,
+            live: Some(live),
+            report,
+            initial: true,
+            snapshot_lsn,
         };
-        while let Some(ev) = rx.recv().await {
-            match ev {
-                CopyEvent::Started(t) => {
-                    recorder.update(task, |r| {
-                        r.tables.insert(t.to_string(), TableStatus::Copying);
-                    })?;
-                    live.task(task, |s| {
-                        s.tables.entry(t.to_string()).or_default().state = "copying".into()
-                    });
-                }
-                CopyEvent::ColumnsLeftOut { table, columns } => {
-                    step(format!(
-                        "{table}: the existing destination table lacks column(s) {}; their values are not copied (conflicting_tables = \"ignore\")",
-                        columns.join(", ")
-                    ));
-                }
-                CopyEvent::Progress { table, bytes } => {
-                    live.task(task, |s| {
-                        s.tables.entry(table.to_string()).or_default().bytes = bytes
-                    });
-                }
-                CopyEvent::Copied { table, rows, bytes } => {
-                    recorder.update(task, |r| {
-                        r.tables
-                            .insert(table.to_string(), TableStatus::Copied { rows, bytes });
-                    })?;
-                    crate::failpoint::hit("initial.after_table_copied");
-                    live.task(task, |s| {
-                        let e = s.tables.entry(table.to_string()).or_default();
-                        e.state = "copied".into();
-                        e.rows = Some(rows);
-                        e.bytes = bytes;
-                    });
-                }
-            }
-        }
-        copier.await.expect("copy supervisor does not panic")?;
+        super::copy::run(&run, job, &copy_cancel).await?;
         if cancel.is_cancelled() {
-            step(
+            step(if spec.sync_types.incremental {
+                "interrupted during the copy; the next apply keeps the tables and chunks copied and copies the rest".into()
+            } else {
                 "interrupted during the copy; the next apply copies again from a fresh snapshot"
-                    .into(),
-            );
+                    .into()
+            });
             return Ok(());
         }
     }

@@ -14,14 +14,20 @@
 //!   only after the destination committed the transaction ending there,
 //!   together with its row in `public.dts_apply_progress`.
 //! - **Safe to kill.** During the initial sync a kill loses the exported
-//!   snapshot: the next apply drops the slot, truncates the tables pgsync
-//!   created and copies again from a fresh snapshot. During streaming a
-//!   kill loses nothing: the destination's progress row says which
-//!   transaction was applied last, the stream restarts there and older
-//!   transactions are skipped.
+//!   snapshot; with a stream the slot survives, so the next apply keeps the
+//!   tables and the key-range chunks recorded as copied (each with its
+//!   snapshot point, which the stream honours per table or per key range)
+//!   and copies the rest under a temporary slot's snapshot; without one it
+//!   empties what was copied and starts again from a fresh snapshot
+//!   (docs/architecture.md, "Resume granularity"). During streaming a kill
+//!   loses nothing: the destination's progress row says which transaction
+//!   was applied last, the stream restarts there and older transactions are
+//!   skipped.
 
+mod copy;
 mod destroy;
 mod initial;
+pub mod progress;
 mod recorder;
 mod reselect;
 mod reshape;
@@ -205,8 +211,8 @@ impl EngineError {
 /// Settings of one `apply`.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
-    /// COPY workers at once (`--jobs`).
-    pub jobs: usize,
+    /// COPY workers at once (`--jobs`); `None`: [`default_jobs`].
+    pub jobs: Option<usize>,
     /// Return once everything the source had committed when streaming
     /// started has been applied.
     pub exit_when_caught_up: bool,
@@ -222,7 +228,7 @@ pub struct ApplyOptions {
 impl Default for ApplyOptions {
     fn default() -> Self {
         ApplyOptions {
-            jobs: 4,
+            jobs: None,
             exit_when_caught_up: false,
             heartbeat_interval: std::time::Duration::from_secs(2),
             status_file: None,
@@ -248,6 +254,74 @@ pub enum Event {
         /// What happened.
         message: String,
     },
+    /// The full copy moved on (the CLI draws progress bars on a terminal,
+    /// and prints progress lines otherwise).
+    Copy {
+        /// Task name.
+        task: String,
+        /// What happened.
+        moment: CopyMoment,
+        /// The table concerned (`schema.name`, as on the source).
+        table: String,
+        /// That table's progress now.
+        progress: status::TableProgress,
+        /// The whole copy's progress now.
+        totals: status::CopyTotals,
+    },
+}
+
+/// What an [`Event::Copy`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMoment {
+    /// A worker started the table.
+    Started,
+    /// Rows moved (about every MiB per worker).
+    Moved,
+    /// A chunk committed on the destination.
+    ChunkCopied {
+        /// The chunk, from 0.
+        chunk: u32,
+    },
+    /// The table is copied.
+    Copied,
+}
+
+/// The `--jobs` default: the machine's parallelism
+/// (`std::thread::available_parallelism`, at most 16), capped by the
+/// servers: each job holds one session on each side, and at most half of
+/// either server's free connection slots (`max_connections` less the
+/// reserved slots and the sessions open now) are taken. At least 1.
+/// Returns the number and the reason, for the log.
+///
+/// # Errors
+/// [`crate::pg::PgError`] when a server cannot be asked.
+pub async fn default_jobs(
+    src: &crate::pg::Connected,
+    dst: &crate::pg::Connected,
+) -> Result<(usize, String), crate::pg::PgError> {
+    let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let sql = "select current_setting('max_connections')::int8
+                      - current_setting('superuser_reserved_connections')::int8
+                      - coalesce(nullif(current_setting('reserved_connections', true), '')::int8, 0)
+                      - (select count(*) from pg_stat_activity where backend_type = 'client backend')";
+    let mut free = Vec::new();
+    for side in [src, dst] {
+        let n: i64 = side
+            .client
+            .query_one(sql, &[])
+            .await
+            .map_err(side.err("read free connection slots"))?
+            .get(0);
+        free.push(usize::try_from(n.max(0)).unwrap_or(0));
+    }
+    let jobs = cpus.min(16).min(free[0] / 2).min(free[1] / 2).max(1);
+    Ok((
+        jobs,
+        format!(
+            "{cpus} CPUs here, {} free connection slots on the source and {} on the destination",
+            free[0], free[1]
+        ),
+    ))
 }
 
 /// Callback for [`Event`]s.
@@ -383,6 +457,7 @@ async fn stream_all(
             consistent_lsn: record.consistent_lsn.unwrap_or_default(),
             spec: spec.clone(),
             table_snapshots: record.table_snapshots.clone(),
+            chunk_points: chunk_points(&record),
             retry: spec.retry,
             throttle: spec.throttle,
             options: options.clone(),
@@ -403,6 +478,30 @@ async fn stream_all(
         }
     }
     first.map_or(Ok(()), Err)
+}
+
+/// The per-chunk snapshot points of the tables whose chunks were copied
+/// under different snapshots (an initial sync resumed per chunk); tables
+/// whose every chunk comes from the slot's own snapshot need none.
+fn chunk_points(record: &crate::state::TaskRecord) -> Vec<crate::sink::ChunkPoints> {
+    let start = record.consistent_lsn.unwrap_or_default();
+    record
+        .chunks
+        .iter()
+        .filter(|(_, c)| c.split.resumable())
+        .filter_map(|(t, c)| {
+            let points = c.points()?;
+            let (schema, name) = t.split_once('.')?;
+            points
+                .iter()
+                .any(|p| *p > start)
+                .then(|| crate::sink::ChunkPoints {
+                    table: crate::model::QualifiedName::new(schema, name),
+                    split: c.split.clone(),
+                    points,
+                })
+        })
+        .collect()
 }
 
 /// The failed items of `checks`.

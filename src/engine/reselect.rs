@@ -25,7 +25,7 @@ use crate::model::{DesiredState, Lsn, QualifiedName, Route, TaskSpec, counted};
 use crate::pg::schema::{SchemaSelection, Statement, generate};
 use crate::pg::slot::ReplicationSession;
 use crate::pg::{Connected, admin, connect, ddl_capture, precheck};
-use crate::snapshot::{CopyJob, copy_all};
+use crate::snapshot::CopyJob;
 use crate::sql::{ident, qualified};
 use crate::state::{TableStatus, TaskRecord};
 
@@ -381,7 +381,7 @@ async fn copy_arriving(
     // 4. The rows.
     if spec.sync_types.full && !leaf.is_empty() {
         step(format!("copying {}", counted(leaf.len(), "table")));
-        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let jobs = super::copy::jobs(options.jobs, src, dst, step).await?;
         let [qps, rps, bytes_per_second] = CopyJob::limiters(&spec.throttle);
         let job = CopyJob {
             source: source.clone(),
@@ -394,30 +394,23 @@ async fn copy_arriving(
                 existing_targets,
             ),
             binary: spec.sync_types.schema,
-            jobs: options.jobs,
+            jobs,
             qps,
             rps,
             bytes_per_second,
             keep_existing: spec.conflicting_tables == crate::model::ConflictMode::Ignore,
+            sizing: crate::snapshot::ChunkSizing::from_env(),
+            resume: BTreeMap::new(),
         };
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let copier = tokio::spawn(async move { copy_all(job, tx, &cancel).await });
-        while let Some(ev) = rx.recv().await {
-            match ev {
-                crate::snapshot::CopyEvent::Copied { table, rows, bytes } => {
-                    recorder.update(task, |r| {
-                        r.tables
-                            .insert(table.to_string(), TableStatus::Copied { rows, bytes });
-                    })?;
-                }
-                crate::snapshot::CopyEvent::ColumnsLeftOut { table, columns } => step(format!(
-                    "{table}: the existing destination table lacks column(s) {}; their values are not copied (conflicting_tables = \"ignore\")",
-                    columns.join(", ")
-                )),
-                _ => {}
-            }
-        }
-        copier.await.expect("copy supervisor does not panic")?;
+        let run = super::copy::CopyRun {
+            task,
+            recorder,
+            live: None,
+            report,
+            initial: false,
+            snapshot_lsn: None,
+        };
+        super::copy::run(&run, job, &tokio_util::sync::CancellationToken::new()).await?;
     }
 
     // 5. Keys, indexes, triggers, then the reshape, in one transaction.
@@ -461,6 +454,9 @@ async fn copy_arriving(
             r.table_snapshots.retain(|(n, _)| !names.contains(n));
             r.table_snapshots
                 .extend(names.iter().map(|n| (n.clone(), consistent)));
+            // Copied whole under one snapshot: no per-chunk points.
+            r.chunks
+                .retain(|n, _| !names.iter().any(|m| &m.to_string() == n));
         })?;
     }
     drop(session);

@@ -43,6 +43,9 @@ pub struct TaskStatus {
     pub skipped: BTreeMap<String, u64>,
     /// The error that stopped the task.
     pub last_error: Option<String>,
+    /// The whole full copy's progress, while and after it runs.
+    #[serde(default)]
+    pub copy: Option<CopyTotals>,
 }
 
 /// Copy progress of one table.
@@ -50,10 +53,54 @@ pub struct TaskStatus {
 pub struct TableProgress {
     /// `pending`, `copying` or `copied`.
     pub state: String,
-    /// Rows copied (known when copied).
+    /// Rows copied so far (while copying: COPY data messages, about one
+    /// per row; exact once copied). Chunks kept from an interrupted run
+    /// count.
     pub rows: Option<u64>,
-    /// COPY bytes moved.
+    /// COPY data bytes moved (chunks kept from an interrupted run count).
     pub bytes: u64,
+    /// Chunks the table is cut into (0: copied whole).
+    #[serde(default)]
+    pub chunks: u32,
+    /// Chunks committed on the destination.
+    #[serde(default)]
+    pub chunks_done: u32,
+    /// Estimated rows (the source's statistics; absent when never analyzed).
+    #[serde(default)]
+    pub estimated_rows: Option<u64>,
+    /// Size on the source in bytes (`pg_table_size`: heap and TOAST), the
+    /// estimate of how much there is to copy.
+    #[serde(default)]
+    pub estimated_bytes: Option<u64>,
+}
+
+/// The whole full copy of a task: what the progress bars and lines show.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CopyTotals {
+    /// Tables to copy.
+    pub tables: usize,
+    /// Tables copied.
+    pub tables_copied: usize,
+    /// Rows copied so far (see [`TableProgress::rows`]).
+    pub rows: u64,
+    /// COPY data bytes moved so far.
+    pub bytes: u64,
+    /// Estimated rows of all tables (absent when a table was never
+    /// analyzed).
+    pub estimated_rows: Option<u64>,
+    /// Size of all tables on the source, in bytes (`pg_table_size`).
+    pub estimated_bytes: u64,
+    /// Rows per second moved by this run.
+    pub rows_per_second: f64,
+    /// COPY data bytes per second moved by this run.
+    pub bytes_per_second: f64,
+    /// How far the copy is, 0–100: each table's share (by size) times its
+    /// fraction done (rows against the estimate, else chunks done).
+    pub percent: f64,
+    /// Estimated seconds left, from this run's pace.
+    pub eta_seconds: Option<f64>,
+    /// Seconds since this run's copy started.
+    pub elapsed_seconds: f64,
 }
 
 /// The published document.

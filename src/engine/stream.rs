@@ -64,6 +64,8 @@ pub(super) struct StreamJob {
     pub consistent_lsn: Lsn,
     pub spec: crate::model::TaskSpec,
     pub table_snapshots: Vec<(QualifiedName, Lsn)>,
+    /// Tables resumed per chunk: each chunk's snapshot point.
+    pub chunk_points: Vec<crate::sink::ChunkPoints>,
     pub retry: crate::model::RetrySpec,
     pub throttle: crate::model::ThrottleSpec,
     pub options: ApplyOptions,
@@ -314,6 +316,7 @@ async fn stream_once(
     let mut sink = Sink::open(dst, task, &job.spec, Some(job.source.clone())).await?;
     sink.set_table_snapshots(job.table_snapshots.iter().cloned().collect());
     sink.set_careful(careful);
+    sink.set_chunk_points(job.chunk_points.clone());
     if job.publication_external {
         sink.skip_unselected();
     }

@@ -135,6 +135,38 @@ pub enum SinkError {
     Pg(#[from] PgError),
 }
 
+/// A table whose key ranges were copied under different snapshots (an
+/// initial sync resumed per chunk): each chunk's consistent point. A change
+/// to a row is applied only when its transaction committed at or after the
+/// point of the chunk holding the row's key, so each key range sees exactly
+/// the changes its copy does not hold (docs/architecture.md, "resume
+/// granularity").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkPoints {
+    /// The source table.
+    pub table: QualifiedName,
+    /// The cut: key ranges of one integer column of the replica identity.
+    pub split: crate::snapshot::Split,
+    /// Consistent point of each chunk's snapshot, in chunk order.
+    pub points: Vec<Lsn>,
+}
+
+impl ChunkPoints {
+    /// The key column.
+    fn column(&self) -> Option<&str> {
+        match &self.split {
+            crate::snapshot::Split::Key { column, .. } => Some(column),
+            crate::snapshot::Split::Pages { .. } => None,
+        }
+    }
+
+    /// The point of the chunk holding `key`.
+    fn point(&self, key: i64) -> Option<Lsn> {
+        let c = self.split.chunk_of(key)?;
+        self.points.get(c as usize).copied()
+    }
+}
+
 /// Queued row changes are sent once this many are waiting.
 pub const MAX_QUEUED_ROWS: usize = 2000;
 /// Queued row changes are sent once their texts hold this many bytes.
@@ -176,6 +208,9 @@ struct Rel {
     /// `conflicting_tables = "ignore"`: an INSERT whose key exists on the
     /// destination overwrites that row (`on conflict (key) do update`).
     upsert: bool,
+    /// Per-chunk snapshot points, with the position of the key column in
+    /// the stream's tuples.
+    chunks: Option<(usize, std::sync::Arc<ChunkPoints>)>,
 }
 
 /// A table's `where` filter, evaluated on the destination over the whole
@@ -221,6 +256,8 @@ pub struct Sink {
     careful: bool,
     /// See [`Sink::set_table_snapshots`].
     table_snapshots: BTreeMap<QualifiedName, Lsn>,
+    /// See [`Sink::set_chunk_points`].
+    chunk_points: BTreeMap<QualifiedName, std::sync::Arc<ChunkPoints>>,
     relations: HashMap<u32, Rel>,
     statements: HashMap<(u32, u8, Vec<bool>), Statement>,
     in_transaction: bool,
@@ -350,6 +387,7 @@ impl Sink {
             txn_lsn: Lsn::ZERO,
             careful: false,
             table_snapshots: BTreeMap::new(),
+            chunk_points: BTreeMap::new(),
             relations: HashMap::new(),
             statements: HashMap::new(),
             in_transaction: false,
@@ -475,6 +513,7 @@ impl Sink {
                     reshaped: false,
                     selected: false,
                     upsert: false,
+                    chunks: None,
                 },
             );
             return Ok(());
@@ -547,9 +586,15 @@ impl Sink {
         };
         self.statements
             .retain(|(relid, _, _), _| *relid != desc.relid);
+        let chunks = self.chunk_points.get(&desc.name).and_then(|c| {
+            let column = c.column()?;
+            let i = desc.columns.iter().position(|d| d.name == column)?;
+            Some((i, std::sync::Arc::clone(c)))
+        });
         self.relations.insert(
             desc.relid,
             Rel {
+                chunks,
                 desc,
                 types,
                 always_identity,
@@ -672,6 +717,65 @@ impl Sink {
         self.table_snapshots = snapshots;
     }
 
+    /// Tables whose chunks were copied under different snapshots: a change
+    /// is skipped when its transaction committed before the point of the
+    /// chunk holding the row's key (for an UPDATE that moves a row between
+    /// chunks, the old and the new key each decide their half). These
+    /// tables' changes are not judged by [`Sink::set_table_snapshots`].
+    pub fn set_chunk_points(&mut self, points: Vec<ChunkPoints>) {
+        self.chunk_points = points
+            .into_iter()
+            .map(|p| (p.table.clone(), std::sync::Arc::new(p)))
+            .collect();
+    }
+
+    /// Whether the current transaction's change to the row `tuple` of
+    /// `relid` (its old identity, or its new values) is applied: the table
+    /// is selected, and the copy of the row's chunk (or of the table) does
+    /// not hold the change already.
+    fn applies(&self, relid: u32, tuple: &[Value<'_>]) -> bool {
+        let Some(rel) = self.relations.get(&relid) else {
+            return true;
+        };
+        if rel.helper.is_some() {
+            return true;
+        }
+        if let Some((i, points)) = &rel.chunks
+            && let Some(Value::Text(t)) = tuple.get(*i)
+            && let Some(key) = std::str::from_utf8(t).ok().and_then(|t| t.parse().ok())
+            && let Some(point) = points.point(key)
+        {
+            return rel.selected && self.txn_lsn >= point;
+        }
+        !self.left_out(relid)
+    }
+
+    /// For a TRUNCATE of `relid` in the current transaction: `None` when it
+    /// applies to the whole table, else the key ranges (destination column,
+    /// chunk ranges) it applies to — those whose copy was taken before it.
+    fn truncated_ranges(
+        &self,
+        relid: u32,
+    ) -> Option<(String, Vec<crate::snapshot::chunk::KeyRange>)> {
+        let rel = self.relations.get(&relid)?;
+        let (i, points) = rel.chunks.as_ref()?;
+        rel.types.get(*i)?.as_ref()?;
+        let n = points.split.chunks();
+        let ranges: Vec<_> = (0..n)
+            .filter(|c| {
+                points
+                    .points
+                    .get(*c as usize)
+                    .is_some_and(|p| self.txn_lsn >= *p)
+            })
+            .filter_map(|c| points.split.key_range(c))
+            .collect();
+        if ranges.len() == n as usize {
+            return None;
+        }
+        Some((rel.target_columns[*i].clone(), ranges))
+    }
+
     /// Whether the current transaction's changes to `relid` are left out:
     /// the table is not selected (any more), or its copy already holds them.
     fn left_out(&self, relid: u32) -> bool {
@@ -703,7 +807,7 @@ impl Sink {
             None => {}
         }
         let filtered = rel.filter.is_some();
-        if self.left_out(relid) || !self.lets_through(relid, "insert") {
+        if !self.applies(relid, new) || !self.lets_through(relid, "insert") {
             return Ok(());
         }
         let rel = self.described(relid, new)?;
@@ -741,14 +845,17 @@ impl Sink {
             Some(Helper::Ddl | Helper::Unselected) => return Ok(()),
             None => {}
         }
-        if self.left_out(relid) || !self.lets_through(relid, "update") {
+        let identity = old.unwrap_or(new);
+        let (from, to) = (self.applies(relid, identity), self.applies(relid, new));
+        if !(from || to) || !self.lets_through(relid, "update") {
             return Ok(());
         }
         let rel = self.described(relid, new)?;
-        if rel.filter.is_some() {
-            return self.filtered_update(relid, old, new).await;
+        if rel.filter.is_some() || from != to {
+            // A filtered table, or a row moving between chunks copied under
+            // different snapshots: one half may apply without the other.
+            return self.replace_row(relid, old, new, from, to).await;
         }
-        let identity = old.unwrap_or(new);
         check_shape(rel, identity)?;
         let set = set_columns(rel, new, old.is_some());
         if !set.contains(&true) {
@@ -764,19 +871,23 @@ impl Sink {
         self.enqueue(relid, b'U', mask, &params, "update").await
     }
 
-    /// An UPDATE of a filtered table: the row leaves the destination (by
-    /// its old identity) and comes back when its new values pass the
-    /// filter, so a row moving into the filter appears, one moving out
-    /// disappears, and a key change moves it. Values the stream left out
-    /// (unchanged TOAST) come from the old tuple under REPLICA IDENTITY
-    /// FULL, else are read from the source by key — its current values; a
-    /// row the source no longer has is left deleted (the stream brings
-    /// what became of it).
-    async fn filtered_update(
+    /// An UPDATE as a delete plus an insert: the row leaves the destination
+    /// (by its old identity, when `delete`) and comes back with its new
+    /// values (when `insert`; for a filtered table, when they pass the
+    /// filter), so a row moving into the filter appears, one moving out
+    /// disappears, and a key change moves it; and a row moving between
+    /// chunks copied under different snapshots is changed only on the side
+    /// whose copy lacks the change. Values the stream left out (unchanged
+    /// TOAST) come from the old tuple under REPLICA IDENTITY FULL, else are
+    /// read from the source by key — its current values; a row the source
+    /// no longer has is left deleted (the stream brings what became of it).
+    async fn replace_row(
         &mut self,
         relid: u32,
         old: Option<&[Value<'_>]>,
         new: &[Value<'_>],
+        delete: bool,
+        insert: bool,
     ) -> Result<(), SinkError> {
         let rel = self.described(relid, new)?;
         let name = rel_name(&self.relations, relid);
@@ -809,17 +920,31 @@ impl Sink {
             .into_iter()
             .map(|p| p.map(str::to_owned))
             .collect();
-        let mut present = true;
-        if !missing.is_empty() {
+        // A filtered insert binds every column (the filter may read any);
+        // a plain one the columns written.
+        let mask: Vec<bool> = if rel.filter.is_some() {
+            vec![true; row.len()]
+        } else {
+            rel.types.iter().map(Option::is_some).collect()
+        };
+        let mut present = insert;
+        if insert && !missing.is_empty() {
             present = self.fetch_unchanged(relid, &mut row, &missing).await?;
         }
-        let delete_refs: Vec<Option<&str>> = delete_params.iter().map(Option::as_deref).collect();
-        self.enqueue(relid, b'D', wher, &delete_refs, "delete")
-            .await?;
-        if present {
-            let refs: Vec<Option<&str>> = row.iter().map(Option::as_deref).collect();
-            self.enqueue(relid, b'I', vec![true; refs.len()], &refs, "insert")
+        if delete {
+            let delete_refs: Vec<Option<&str>> =
+                delete_params.iter().map(Option::as_deref).collect();
+            self.enqueue(relid, b'D', wher, &delete_refs, "delete")
                 .await?;
+        }
+        if present {
+            let refs: Vec<Option<&str>> = row
+                .iter()
+                .zip(&mask)
+                .filter(|(_, m)| **m)
+                .map(|(v, _)| v.as_deref())
+                .collect();
+            self.enqueue(relid, b'I', mask, &refs, "insert").await?;
         }
         Ok(())
     }
@@ -836,11 +961,17 @@ impl Sink {
             .relations
             .get(&relid)
             .ok_or(SinkError::UnknownRelation(relid))?;
-        let types = rel
-            .filter
-            .as_ref()
-            .map(|f| f.source_types.clone())
-            .unwrap_or_default();
+        let types = match rel.filter.as_ref() {
+            Some(f) => f.source_types.clone(),
+            None => {
+                let desc = rel.desc.clone();
+                self.source_types(&desc).await?
+            }
+        };
+        let rel = self
+            .relations
+            .get(&relid)
+            .ok_or(SinkError::UnknownRelation(relid))?;
         let cols = rel.desc.columns.clone();
         let source = rel.desc.name.clone();
         let keys: Vec<usize> = (0..cols.len()).filter(|&i| cols[i].key).collect();
@@ -896,7 +1027,8 @@ impl Sink {
     pub async fn delete(&mut self, relid: u32, old: &[Value<'_>]) -> Result<(), SinkError> {
         self.ensure_begun().await?;
         let rel = self.described(relid, old)?;
-        if rel.helper.is_some() || self.left_out(relid) || !self.lets_through(relid, "delete") {
+        if rel.helper.is_some() || !self.applies(relid, old) || !self.lets_through(relid, "delete")
+        {
             return Ok(());
         }
         let rel = self.described(relid, old)?;
@@ -918,6 +1050,7 @@ impl Sink {
     ) -> Result<(), SinkError> {
         self.ensure_begun().await?;
         let mut names = Vec::new();
+        let mut partly = Vec::new();
         for relid in relids {
             let rel = self
                 .relations
@@ -925,15 +1058,47 @@ impl Sink {
                 .ok_or(SinkError::UnknownRelation(*relid))?;
             if rel.helper.is_none() && !self.left_out(*relid) {
                 let name = qualified(&rel.target.schema, &rel.target.name);
-                if self.lets_through(*relid, "truncate") {
-                    names.push(name);
+                let ranges = self.truncated_ranges(*relid);
+                if ranges.as_ref().is_some_and(|(_, r)| r.is_empty()) {
+                    // Every chunk's copy was taken after it.
+                    continue;
                 }
+                if self.lets_through(*relid, "truncate") {
+                    match ranges {
+                        None => names.push(name),
+                        Some((column, ranges)) => partly.push((name, column, ranges)),
+                    }
+                }
+            }
+        }
+        if names.is_empty() && partly.is_empty() {
+            return Ok(());
+        }
+        self.send_queue().await?;
+        // Chunks copied after the TRUNCATE hold what followed it: only the
+        // others are emptied.
+        for (table, column, ranges) in partly {
+            let col = ident(&column);
+            for (lo, hi) in ranges {
+                self.client()
+                    .execute(
+                        &format!(
+                            "delete from only {table} where ($1::int8 is null or {col} >= $1::int8) \
+                             and ($2::int8 is null or {col} < $2::int8)"
+                        ),
+                        &[&lo, &hi],
+                    )
+                    .await
+                    .map_err(|e| SinkError::Statement {
+                        doing: "truncate (the key ranges copied before it)".into(),
+                        table: table.clone(),
+                        source: PgError::new("apply", &self.conn.endpoint, e),
+                    })?;
             }
         }
         if names.is_empty() {
             return Ok(());
         }
-        self.send_queue().await?;
         let sql = format!(
             "truncate only {}{}{}",
             names.join(", "),
@@ -2513,7 +2678,26 @@ mod tests {
             reshaped: false,
             selected: true,
             upsert: false,
+            chunks: None,
         }
+    }
+
+    #[test]
+    fn chunk_points_name_the_point_of_the_chunk_holding_a_key() {
+        let p = ChunkPoints {
+            table: QualifiedName::new("public", "big"),
+            split: crate::snapshot::Split::Key {
+                column: "id".into(),
+                bounds: vec![100, 200],
+                resumable: true,
+            },
+            points: vec![Lsn(10), Lsn(10), Lsn(30)],
+        };
+        assert_eq!(p.column(), Some("id"));
+        assert_eq!(p.point(-5), Some(Lsn(10)));
+        assert_eq!(p.point(199), Some(Lsn(10)));
+        assert_eq!(p.point(200), Some(Lsn(30)));
+        assert_eq!(p.point(i64::MAX), Some(Lsn(30)));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! sled admits one process per directory; a second opener gets
 //! [`StateError::Locked`] with the holder's pid, read from `.pgsync/pid`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -176,6 +176,11 @@ pub struct TaskRecord {
     pub table_snapshots: Vec<(crate::model::QualifiedName, Lsn)>,
     /// Copy progress per table (`schema.name`).
     pub tables: BTreeMap<String, TableStatus>,
+    /// Tables the copy cut into chunks (`schema.name`): the cut and the
+    /// progress of each chunk. Absent in records written before chunked
+    /// copies (every table was copied whole).
+    #[serde(default)]
+    pub chunks: BTreeMap<String, TableChunks>,
     /// Phase.
     pub phase: TaskPhase,
     /// Last error that stopped the task.
@@ -215,6 +220,7 @@ impl TaskRecord {
             created_objects: Vec::new(),
             table_snapshots: Vec::new(),
             tables: BTreeMap::new(),
+            chunks: BTreeMap::new(),
             phase: TaskPhase::Precheck,
             last_error: None,
         }
@@ -224,6 +230,63 @@ impl TaskRecord {
     pub fn initial_sync_done(&self) -> bool {
         matches!(self.phase, TaskPhase::Streaming | TaskPhase::Done)
     }
+}
+
+/// A table copied in chunks: how it was cut and how far each chunk got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableChunks {
+    /// The cut; kept across a resume, so chunk numbers keep their ranges.
+    pub split: crate::snapshot::Split,
+    /// Chunks whose destination transaction began, recorded before it
+    /// commits: after a crash, every chunk that may hold rows on the
+    /// destination is here or in `done`.
+    #[serde(default)]
+    pub started: BTreeSet<u32>,
+    /// Chunks whose destination transaction committed.
+    #[serde(default)]
+    pub done: BTreeMap<u32, ChunkDone>,
+}
+
+impl TableChunks {
+    /// A cut with no chunk begun.
+    pub fn new(split: crate::snapshot::Split) -> TableChunks {
+        TableChunks {
+            split,
+            started: BTreeSet::new(),
+            done: BTreeMap::new(),
+        }
+    }
+
+    /// Rows of the finished chunks.
+    pub fn rows(&self) -> u64 {
+        self.done.values().map(|d| d.rows).sum()
+    }
+
+    /// COPY bytes of the finished chunks.
+    pub fn bytes(&self) -> u64 {
+        self.done.values().map(|d| d.bytes).sum()
+    }
+
+    /// The snapshot point of every chunk, when every chunk is done under a
+    /// recorded point.
+    pub fn points(&self) -> Option<Vec<Lsn>> {
+        (0..self.split.chunks())
+            .map(|c| self.done.get(&c).and_then(|d| d.snapshot_lsn))
+            .collect()
+    }
+}
+
+/// A chunk whose rows are on the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkDone {
+    /// Rows copied.
+    pub rows: u64,
+    /// COPY data bytes moved.
+    pub bytes: u64,
+    /// Consistent point of the snapshot it was read under (`None` for a
+    /// task without a stream): the stream skips changes to its key range
+    /// in transactions that committed before it.
+    pub snapshot_lsn: Option<Lsn>,
 }
 
 /// One destination object pgsync created.
@@ -434,6 +497,32 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunk_records_sum_their_chunks_and_name_every_point() {
+        let mut c = TableChunks::new(crate::snapshot::Split::Key {
+            column: "id".into(),
+            bounds: vec![10],
+            resumable: true,
+        });
+        assert_eq!(c.points(), None);
+        for (i, lsn) in [(0, 5), (1, 9)] {
+            c.done.insert(
+                i,
+                ChunkDone {
+                    rows: 3,
+                    bytes: 7,
+                    snapshot_lsn: Some(Lsn(lsn)),
+                },
+            );
+        }
+        assert_eq!(c.points(), Some(vec![Lsn(5), Lsn(9)]));
+        assert_eq!((c.rows(), c.bytes()), (6, 14));
+        // `started` and `done` may be absent.
+        let json = r#"{"split":{"by":"pages","bounds":[4]}}"#;
+        let c: TableChunks = serde_json::from_str(json).unwrap();
+        assert_eq!(c.split.chunks(), 2);
+    }
 
     #[test]
     fn save_increments_serial_and_survives_reopen() {

@@ -78,6 +78,18 @@ task "{name}" {{
             .expect("spawn pgsync")
     }
 
+    /// [`Workspace::spawn`] with extra environment variables.
+    pub fn spawn_with(&self, args: &[&str], tag: &str, env: &[(&str, &str)]) -> Child {
+        let out = std::fs::File::create(self.log(tag, "out")).expect("log file");
+        let err = std::fs::File::create(self.log(tag, "err")).expect("log file");
+        self.command(args)
+            .envs(env.iter().copied())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn pgsync")
+    }
+
     pub fn log(&self, tag: &str, which: &str) -> PathBuf {
         self.dir.path().join(format!("{tag}.{which}.log"))
     }
