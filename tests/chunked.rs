@@ -269,7 +269,7 @@ async fn chunked_copies_keep_existing_rows_when_conflicts_are_ignored() {
     let log = text(&out);
     assert!(log.contains("progress table=public.t chunk="), "{log}");
     assert!(
-        log.contains("public.t: the existing destination table lacks c; not copied"),
+        log.contains("public.t: the existing destination table lacks column(s) c; their values are not copied (conflicting_tables = \"ignore\")"),
         "{log}"
     );
     assert_eq!(
