@@ -25,7 +25,7 @@ PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
 SRC_PORT="${SRC_PORT:-55432}"; DST_PORT="${DST_PORT:-55433}"
 OUT="${OUT:-bench/out/$(date +%Y%m%d-%H%M%S)}"; mkdir -p "$OUT"; OUT="$(cd "$OUT" && pwd)"
 WORK="$(mktemp -d /tmp/pgsync-bench.XXXXXX)"; chmod 755 "$WORK"
-AS=(); [ "$(id -u)" = 0 ] && AS=(runuser -u postgres --)
+AS=(); [ "$(id -u)" = 0 ] && { AS=(runuser -u postgres --); chown postgres "$WORK"; }
 run_pg() { "${AS[@]}" "$@"; }
 
 cargo build --release -q

@@ -432,6 +432,7 @@ struct Point {
 
 struct TaskCtx<'a> {
     task: &'a str,
+    spec: &'a TaskSpec,
     hash: HashKind,
     options: &'a VerifyOptions,
     progress_table: bool,
@@ -501,6 +502,7 @@ async fn verify_task(
     };
     let ctx = TaskCtx {
         task,
+        spec,
         hash,
         options,
         progress_table,
@@ -858,7 +860,11 @@ async fn first_pass(
     name: &QualifiedName,
 ) -> Result<Option<Work>, VerifyError> {
     let started = Instant::now();
-    let Some(shape) = shape::source_shape(&w.src, name).await? else {
+    let route = ctx
+        .spec
+        .route(&name.schema, &name.name)
+        .unwrap_or_else(|| crate::model::Route::identity(name.clone()));
+    let Some(shape) = shape::source_shape(&w.src, name, route).await? else {
         tracing::warn!(table = %name, "table dropped on the source during verify; skipped");
         return Ok(None);
     };

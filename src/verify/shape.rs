@@ -2,7 +2,7 @@
 //! of their partitions), the columns, and the key, read from the catalogs.
 
 use super::sql::{KeyColumn, SideTable};
-use crate::model::QualifiedName;
+use crate::model::{QualifiedName, Route};
 use crate::pg::precheck::SourceTable;
 use crate::pg::{Connected, PgError};
 use crate::sql::qualified;
@@ -30,6 +30,9 @@ pub struct Shape {
     pub source: SideTable,
     /// Key origin.
     pub key_kind: KeyKind,
+    /// Where the task sends the table (destination name, selected and
+    /// renamed columns, `where` filter).
+    pub route: Route,
 }
 
 impl Shape {
@@ -199,7 +202,11 @@ pub async fn key_columns(
 ///
 /// # Errors
 /// [`PgError`].
-pub async fn source_shape(src: &Connected, name: &QualifiedName) -> Result<Option<Shape>, PgError> {
+pub async fn source_shape(
+    src: &Connected,
+    name: &QualifiedName,
+    route: Route,
+) -> Result<Option<Shape>, PgError> {
     let Some(found) = find(src, name).await? else {
         return Ok(None);
     };
@@ -215,10 +222,19 @@ pub async fn source_shape(src: &Connected, name: &QualifiedName) -> Result<Optio
         source: SideTable {
             qualified: qualified(&name.schema, &name.name),
             only: found.relkind == 'r',
-            columns: found.columns.clone(),
+            // Only the columns the task synchronizes, and only the rows its
+            // filter lets through.
+            columns: found
+                .columns
+                .iter()
+                .filter(|c| route.selects_column(c))
+                .cloned()
+                .collect(),
             key,
+            filter: route.filter.clone(),
         },
         key_kind,
+        route,
     }))
 }
 
@@ -241,12 +257,14 @@ pub async fn destination_side(
     dst: &Connected,
     shape: &Shape,
 ) -> Result<Result<SideTable, ShapeProblem>, PgError> {
-    let Some(found) = find(dst, &shape.name).await? else {
+    let target = &shape.route.target;
+    let Some(found) = find(dst, target).await? else {
         return Ok(Err(ShapeProblem::Missing));
     };
-    let missing: Vec<String> = shape
-        .source
-        .columns
+    // The destination's names of the compared columns, in the source's order.
+    let mapped = |c: &String| shape.route.target_column(c).unwrap_or_else(|| c.clone());
+    let columns: Vec<String> = shape.source.columns.iter().map(mapped).collect();
+    let missing: Vec<String> = columns
         .iter()
         .filter(|c| !found.columns.contains(c))
         .cloned()
@@ -254,14 +272,15 @@ pub async fn destination_side(
     if !missing.is_empty() {
         return Ok(Err(ShapeProblem::MissingColumns(missing)));
     }
-    let names = shape.key_names();
+    let names: Vec<String> = shape.key_names().iter().map(mapped).collect();
     let Some(key) = key_columns(dst, &found, &names).await? else {
         return Ok(Err(ShapeProblem::MissingColumns(names)));
     };
     Ok(Ok(SideTable {
-        qualified: shape.source.qualified.clone(),
+        qualified: qualified(&target.schema, &target.name),
         only: found.relkind == 'r',
-        columns: shape.source.columns.clone(),
+        columns,
         key,
+        filter: None,
     }))
 }

@@ -60,6 +60,9 @@ pub struct SideTable {
     pub columns: Vec<String>,
     /// The key (empty: keyed by the row hash `h1`).
     pub key: Vec<KeyColumn>,
+    /// The task's `where` filter (source side): only the rows it lets
+    /// through are compared.
+    pub filter: Option<String>,
 }
 
 /// A key value: one text per key column (for a keyless table, `h1`).
@@ -85,14 +88,19 @@ impl SideTable {
 
     /// The table as `t`, optionally `tablesample system (percent)`.
     fn sampled(&self, percent: Option<f64>) -> String {
-        format!(
-            "{}{} t{}",
-            if self.only { "only " } else { "" },
-            self.qualified,
-            percent
-                .map(|p| format!(" tablesample system ({p:.4})"))
-                .unwrap_or_default()
-        )
+        let only = if self.only { "only " } else { "" };
+        let sample = percent
+            .map(|p| format!(" tablesample system ({p:.4})"))
+            .unwrap_or_default();
+        match &self.filter {
+            // The filter reads the row by the table's own name, as the
+            // copy and the stream evaluate it.
+            Some(f) => format!(
+                "(select * from {only}{}{sample} where ({f})) t",
+                self.qualified
+            ),
+            None => format!("{only}{} t{sample}", self.qualified),
+        }
     }
 
     fn row_text(&self) -> String {
@@ -342,6 +350,7 @@ mod tests {
             qualified: "\"public\".\"t\"".into(),
             only: true,
             columns: vec!["id".into(), "v".into()],
+            filter: None,
             key: key
                 .iter()
                 .map(|(n, t, c)| KeyColumn {
