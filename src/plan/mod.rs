@@ -431,7 +431,15 @@ fn object_line(o: &ObjectSelection) -> String {
                 let pairs: Vec<String> = options
                     .column_map
                     .iter()
-                    .map(|(k, v)| format!("{k} = {v:?}"))
+                    .map(|(k, v)| {
+                        let bare = k.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                            && k.chars().all(|c| c.is_alphanumeric() || c == '_');
+                        if bare {
+                            format!("{k} = {v:?}")
+                        } else {
+                            format!("{k:?} = {v:?}")
+                        }
+                    })
                     .collect();
                 attrs.push(format!("column_map = {{ {} }}", pairs.join(", ")));
             }
