@@ -72,7 +72,12 @@ async fn kill_and_resume(failpoint: &str, during_stream: bool) {
     assert_converges(&src, &dst, 60, &format!("after failpoint {failpoint}")).await;
     // pgsync's own check agrees with the independent SQL above.
     let out = ws.run(&["verify"]);
-    assert_eq!(out.status.code(), Some(0), "verify after {failpoint}: {}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "verify after {failpoint}: {}",
+        text(&out)
+    );
     // And the stream keeps working after the resume.
     exec(&src, &workload(3)).await;
     expect_exit(

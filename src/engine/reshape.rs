@@ -135,30 +135,13 @@ pub(super) fn after_post_data(
                 format!("alter table {table} {}", dropped.join(", ")),
             );
         }
-        let renamed: Vec<(&String, String)> = columns
+        let renamed: Vec<(String, String)> = columns
             .iter()
-            .filter_map(|c| route.target_column(c).map(|t| (c, t)))
-            .filter(|(c, t)| *c != t)
+            .filter_map(|c| route.target_column(c).map(|t| (c.clone(), t)))
+            .filter(|(c, t)| c != t)
             .collect();
-        for (i, (c, _)) in renamed.iter().enumerate() {
-            push(
-                &mut out,
-                format!(
-                    "alter table {table} rename column {} to {}",
-                    ident(c),
-                    ident(&format!("dts_column_{i}"))
-                ),
-            );
-        }
-        for (i, (_, t)) in renamed.iter().enumerate() {
-            push(
-                &mut out,
-                format!(
-                    "alter table {table} rename column {} to {}",
-                    ident(&format!("dts_column_{i}")),
-                    ident(t)
-                ),
-            );
+        for sql in crate::sql::rename_columns(&table, &renamed) {
+            push(&mut out, sql);
         }
         if route.target.name != name.name {
             push(
@@ -290,8 +273,8 @@ pub(super) fn relax_foreign_keys(
             let display = t.to_string();
             let quoted = format!(
                 "{}.{}",
-                quote_like_postgres(&t.schema),
-                quote_like_postgres(&t.name)
+                crate::sql::ident_as_server_prints(&t.schema),
+                crate::sql::ident_as_server_prints(&t.name)
             );
             st.name.starts_with(&format!("{display}."))
                 || st.sql.contains(&format!("REFERENCES {quoted}("))
@@ -305,19 +288,6 @@ pub(super) fn relax_foreign_keys(
         }
     }
     relaxed
-}
-
-/// `quote_ident()`'s rule for plain names: lower-case letters, digits and
-/// `_` (not first a digit) stay bare, anything else is double-quoted.
-fn quote_like_postgres(name: &str) -> String {
-    let bare = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if bare { name.to_owned() } else { ident(name) }
 }
 
 /// The schema of a `pg_identify_object()` identity (`"my schema".name`,

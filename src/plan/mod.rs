@@ -432,7 +432,10 @@ fn object_line(o: &ObjectSelection) -> String {
                     .column_map
                     .iter()
                     .map(|(k, v)| {
-                        let bare = k.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                        let bare = k
+                            .chars()
+                            .next()
+                            .is_some_and(|c| c.is_alphabetic() || c == '_')
                             && k.chars().all(|c| c.is_alphanumeric() || c == '_');
                         if bare {
                             format!("{k} = {v:?}")

@@ -1508,20 +1508,7 @@ impl Sink {
             .filter_map(|c| route.target_column(c).map(|t| (t, c.clone())))
             .filter(|(t, c)| t != c && columns.contains(t))
             .collect();
-        for (i, (from, _)) in renames.iter().enumerate() {
-            sql.push(format!(
-                "alter table {table} rename column {} to {}",
-                ident(from),
-                ident(&format!("dts_column_{i}"))
-            ));
-        }
-        for (i, (_, to)) in renames.iter().enumerate() {
-            sql.push(format!(
-                "alter table {table} rename column {} to {}",
-                ident(&format!("dts_column_{i}")),
-                ident(to)
-            ));
-        }
+        sql.extend(crate::sql::rename_columns(&table, &renames));
         // Columns the task does not select are absent on the destination;
         // a statement may name them (drop, type, rename): they stand in,
         // empty, with the source's type where the source still has them,
@@ -1617,20 +1604,7 @@ impl Sink {
             .filter_map(|c| route.target_column(c).map(|t| (c.clone(), t)))
             .filter(|(c, t)| c != t)
             .collect();
-        for (i, (from, _)) in renames.iter().enumerate() {
-            sql.push(format!(
-                "alter table {table} rename column {} to {}",
-                ident(from),
-                ident(&format!("dts_column_{i}"))
-            ));
-        }
-        for (i, (_, to)) in renames.iter().enumerate() {
-            sql.push(format!(
-                "alter table {table} rename column {} to {}",
-                ident(&format!("dts_column_{i}")),
-                ident(to)
-            ));
-        }
+        sql.extend(crate::sql::rename_columns(&table, &renames));
         let target = &route.target;
         let mut at = source.clone();
         if target.name != at.name {
@@ -2255,8 +2229,8 @@ fn ddl_touches(objects: &str, table: &QualifiedName) -> bool {
     let plain = table.to_string();
     let quoted = format!(
         "{}.{}",
-        quote_if_needed(&table.schema),
-        quote_if_needed(&table.name)
+        crate::sql::ident_as_server_prints(&table.schema),
+        crate::sql::ident_as_server_prints(&table.name)
     );
     items.iter().any(|o| {
         let identity = o.get("identity").and_then(|v| v.as_str()).unwrap_or("");
@@ -2318,19 +2292,6 @@ fn identity_parts(identity: &str) -> Vec<String> {
     }
     parts.push(cur);
     parts
-}
-
-/// `quote_ident()`'s rule: lower-case letters, digits and `_`, not
-/// starting with a digit, stay bare; anything else is double-quoted.
-fn quote_if_needed(name: &str) -> String {
-    let bare = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if bare { name.to_owned() } else { ident(name) }
 }
 
 fn truncate_for_message(s: &str) -> String {

@@ -6,6 +6,44 @@ pub mod split;
 /// Quotes an identifier the way `quote_ident()` would when in doubt: always
 /// double-quoted, embedded `"` doubled (PostgreSQL docs §4.1.1 "Identifiers
 /// and Key Words"). Every identifier that reaches SQL goes through here.
+/// The name as `quote_ident()` prints it in catalog output (object
+/// identities, deparsed constraints): bare when it is lower-case letters,
+/// digits and `_` (not first a digit), else double-quoted. (PostgreSQL also
+/// quotes key words; a table named like one is not matched bare.)
+pub fn ident_as_server_prints(name: &str) -> String {
+    let bare = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if bare { name.to_owned() } else { ident(name) }
+}
+
+/// `alter table TABLE rename column …` statements renaming each `(from,
+/// to)` pair, first to a temporary name `dts_column_N` and then to its
+/// target, so that swaps and chains (a → b, b → a) work. `table` is
+/// already quoted.
+pub fn rename_columns(table: &str, renames: &[(String, String)]) -> Vec<String> {
+    let temp = |i: usize| ident(&format!("dts_column_{i}"));
+    let away = renames.iter().enumerate().map(|(i, (from, _))| {
+        format!(
+            "alter table {table} rename column {} to {}",
+            ident(from),
+            temp(i)
+        )
+    });
+    let back = renames.iter().enumerate().map(|(i, (_, to))| {
+        format!(
+            "alter table {table} rename column {} to {}",
+            temp(i),
+            ident(to)
+        )
+    });
+    away.chain(back).collect()
+}
+
 pub fn ident(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 2);
     out.push('"');
