@@ -1,6 +1,8 @@
 //! DDL captured on the source while streaming is replayed on the
 //! destination in commit order, interleaved with the DML around it.
 
+use tokio_postgres::Client;
+
 use crate::schema_sync::{assert_same, fingerprint};
 use crate::support::cli::{Workspace, expect_exit, stop_gracefully};
 use crate::support::pg::{Pair, column, connect, exec};
@@ -370,17 +372,17 @@ async fn ddl_issued_from_functions_is_replayed() {
     assert!(!log.contains("error"), "{log}");
 }
 
-/// A statement the destination refuses is retried within
-/// `retry.other_minutes`, then the task stops naming the statement and the
-/// error, without applying anything past it; once the destination is
-/// fixed, apply resumes at that transaction.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ddl_statement_the_destination_refuses_stops_the_task_without_skipping_it() {
+/// Two clusters with `create table t (id int primary key, v TYPE)` on the
+/// source, task `task` (whole schema `public`) applied and caught up.
+async fn caught_up(task: &str, v_type: &str) -> (Pair, Client, Client, Workspace) {
     let pair = Pair::start();
     pair.source
         .psql(
             "app",
-            &["-c", "create table t (id int primary key, v text)"],
+            &[
+                "-c",
+                &format!("create table t (id int primary key, v {v_type})"),
+            ],
         )
         .unwrap();
     let src = connect(&pair.source, "app").await;
@@ -388,36 +390,50 @@ async fn a_ddl_statement_the_destination_refuses_stops_the_task_without_skipping
     let ws = Workspace::new(
         &pair.source,
         &pair.destination,
-        "refused",
+        task,
         "  sync_types  = [\"schema\", \"full\", \"incremental\"]\n  schema \"public\" {}",
     );
     expect_exit(
         &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
         0,
     );
-    // Someone made the same table on the destination by hand.
-    exec(&dst, "create table clash (id int)").await;
-    exec(&src, "begin; create table clash (id int primary key); insert into t values (1, 'after the ddl'); commit").await;
+    (pair, src, dst, ws)
+}
+
+/// Runs apply with a 2 s statement retry window, asserts that it stops
+/// (exit 1) with each of `words` in its output.
+fn apply_stops_saying(ws: &Workspace, words: &[&str]) {
     let out = ws
         .command(&["apply", "--auto-approve", "--exit-when-caught-up"])
         .env("PGSYNC_RETRY_SECONDS", "30,2")
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        crate::support::cli::text(&out)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    for words in [
-        "task \"refused\" stopped after retrying for 2 s",
-        "replay `create table clash (id int primary key)`",
-        "relation \"clash\" already exists",
-        "hint: fix the destination (the error names the table and statement), then run `pgsync apply` again; the stream resumes at this transaction",
-    ] {
-        assert!(err.contains(words), "want {words:?} in:\n{err}");
+    let all = crate::support::cli::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    for w in words {
+        assert!(all.contains(w), "want {w:?} in:\n{all}");
     }
+}
+
+/// A statement the destination refuses is retried within
+/// `retry.other_minutes`, then the task stops naming the statement and the
+/// error, without applying anything past it; once the destination is
+/// fixed, apply resumes at that transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ddl_statement_the_destination_refuses_stops_the_task_without_skipping_it() {
+    let (_pair, src, dst, ws) = caught_up("refused", "text").await;
+    // Someone made the same table on the destination by hand.
+    exec(&dst, "create table clash (id int)").await;
+    exec(&src, "begin; create table clash (id int primary key); insert into t values (1, 'after the ddl'); commit").await;
+    apply_stops_saying(
+        &ws,
+        &[
+            "task \"refused\" stopped after retrying for 2 s",
+            "replay `create table clash (id int primary key)`",
+            "relation \"clash\" already exists",
+            "hint: fix the destination (the error names the table and statement), then run `pgsync apply` again; the stream resumes at this transaction",
+        ],
+    );
     // Nothing of that transaction was applied.
     assert_eq!(
         column(&dst, "select count(*)::text from t").await,
@@ -440,44 +456,18 @@ async fn a_ddl_statement_the_destination_refuses_stops_the_task_without_skipping
 /// it is applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_row_is_named_by_its_key() {
-    let pair = Pair::start();
-    pair.source
-        .psql("app", &["-c", "create table t (id int primary key, v int)"])
-        .unwrap();
-    let src = connect(&pair.source, "app").await;
-    let dst = connect(&pair.destination, "app").await;
-    let ws = Workspace::new(
-        &pair.source,
-        &pair.destination,
-        "rejected",
-        "  sync_types  = [\"schema\", \"full\", \"incremental\"]\n  schema \"public\" {}",
-    );
-    expect_exit(
-        &ws.run(&["apply", "--auto-approve", "--exit-when-caught-up"]),
-        0,
-    );
+    let (_pair, src, dst, ws) = caught_up("rejected", "int").await;
     exec(&dst, "alter table t add constraint small check (v < 100)").await;
     exec(&src, "insert into t values (1, 1)").await;
     exec(&src, "insert into t values (7, 500)").await;
     exec(&src, "insert into t values (8, 2)").await;
-    let out = ws
-        .command(&["apply", "--auto-approve", "--exit-when-caught-up"])
-        .env("PGSYNC_RETRY_SECONDS", "30,2")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        crate::support::cli::text(&out)
+    apply_stops_saying(
+        &ws,
+        &[
+            "insert of the row with key (id)=(7) on public.t",
+            "violates check constraint \"small\"",
+        ],
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    for words in [
-        "insert of the row with key (id)=(7) on public.t",
-        "violates check constraint \"small\"",
-    ] {
-        assert!(err.contains(words), "want {words:?} in:\n{err}");
-    }
     // The transaction before it is applied, nothing from it on.
     assert_eq!(
         column(&dst, "select string_agg(id::text, ',') from t").await,
