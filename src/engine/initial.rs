@@ -286,8 +286,7 @@ pub(super) async fn run(
         if !names.is_empty() {
             truncate(&dst, &copied_names(&names)).await?;
         }
-        let temp = format!("dts_tmp_{}", slot.trim_start_matches("dts_sync_"));
-        let temp: String = temp.chars().take(63).collect();
+        let temp = crate::model::temporary_slot_name_for_task(task);
         step(format!(
             "resuming the initial sync: {} copied under slot {slot} (consistent at {lsn}) are kept; {} are copied under a new snapshot from temporary slot {temp}",
             counted(copied.len(), "table"),
@@ -708,15 +707,7 @@ pub(super) async fn destination_has(
     dst: &Connected,
     t: &QualifiedName,
 ) -> Result<bool, EngineError> {
-    Ok(dst
-        .client
-        .query_one(
-            "select to_regclass(format('%I.%I', $1::text, $2::text)) is not null",
-            &[&t.schema, &t.name],
-        )
-        .await
-        .map_err(dst.err("look up a destination table"))?
-        .get(0))
+    Ok(admin::table_exists(dst, t).await?)
 }
 
 pub(super) async fn begin_schema(dst: &Connected) -> Result<(), EngineError> {

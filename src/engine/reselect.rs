@@ -292,11 +292,7 @@ async fn copy_arriving(
     let mut session = None;
     let mut _exporter = None;
     let (snapshot, consistent) = if spec.sync_types.incremental {
-        let slot = format!(
-            "dts_tmp_{}",
-            crate::model::slot_name_for_task(task).trim_start_matches("dts_sync_")
-        );
-        let slot: String = slot.chars().take(63).collect();
+        let slot = crate::model::temporary_slot_name_for_task(task);
         let mut s = ReplicationSession::open(source).await?;
         let created = s.create_slot_with(&slot, true).await?;
         step(format!(

@@ -12,7 +12,9 @@ pub use desired::{
     TaskSpec, ThrottleSpec, TlsFiles, glob_matches,
 };
 pub use lsn::{Lsn, LsnParseError};
-pub use names::{QualifiedName, publication_name_for_task, slot_name_for_task};
+pub use names::{
+    QualifiedName, publication_name_for_task, slot_name_for_task, temporary_slot_name_for_task,
+};
 pub use route::{Mapping, NameCase, Operations, Route, TableOptions, glob_captures};
 pub use secret::Secret;
 

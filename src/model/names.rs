@@ -42,6 +42,14 @@ pub fn slot_name_for_task(task: &str) -> String {
     helper_name("dts_sync_", task)
 }
 
+/// The temporary slot that exports the snapshot of tables copied after a
+/// task started streaming (a selection change, a resumed copy):
+/// `dts_tmp_<task>`, with the slot's rules. The server drops it with its
+/// session.
+pub fn temporary_slot_name_for_task(task: &str) -> String {
+    helper_name("dts_tmp_", task)
+}
+
 /// The publication of a task: `dts_pub_<task>`, with the slot's rules.
 pub fn publication_name_for_task(task: &str) -> String {
     helper_name("dts_pub_", task)

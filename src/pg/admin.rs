@@ -50,6 +50,22 @@ pub async fn create_publication(
         .map_err(src.err(format!("create publication {name}")))
 }
 
+/// Whether table (or view, sequence…) `name` exists on `conn`.
+///
+/// # Errors
+/// [`PgError`].
+pub async fn table_exists(conn: &Connected, name: &QualifiedName) -> Result<bool, PgError> {
+    Ok(conn
+        .client
+        .query_one(
+            "select to_regclass(format('%I.%I', $1::text, $2::text)) is not null",
+            &[&name.schema, &name.name],
+        )
+        .await
+        .map_err(conn.err(format!("look up table {name}")))?
+        .get(0))
+}
+
 /// Drops publication `name` if it exists.
 ///
 /// # Errors

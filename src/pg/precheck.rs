@@ -409,16 +409,7 @@ pub async fn destination_checks(
     let mut checks = Vec::new();
     let mut existing = Vec::new();
     for t in tables {
-        let found: bool = destination
-            .client
-            .query_one(
-                "select to_regclass(format('%I.%I', $1::text, $2::text)) is not null",
-                &[&t.name.schema, &t.name.name],
-            )
-            .await
-            .map_err(destination.err("look for conflicting tables"))?
-            .get(0);
-        if found {
+        if super::admin::table_exists(destination, &t.name).await? {
             existing.push(t.name.to_string());
         }
     }

@@ -1452,15 +1452,7 @@ impl Sink {
     }
 
     async fn table_exists(&self, table: &QualifiedName) -> Result<bool, SinkError> {
-        Ok(self
-            .client()
-            .query_one(
-                "select to_regclass(format('%I.%I', $1::text, $2::text)) is not null",
-                &[&table.schema, &table.name],
-            )
-            .await
-            .map_err(self.conn.err("look up a destination table"))?
-            .get(0))
+        Ok(crate::pg::admin::table_exists(&self.conn, table).await?)
     }
 
     /// Runs reshape statements in the open transaction.
