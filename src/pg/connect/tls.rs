@@ -14,9 +14,10 @@
 //! started, the first certificate verification error) so a failure can be
 //! explained in words instead of an OpenSSL error stack.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
@@ -71,21 +72,43 @@ impl Material {
         Ok(Material { roots, client })
     }
 
-    /// A connector for one connection attempt, reporting into `probe`.
-    ///
-    /// # Errors
-    /// [`ConnectFailure::Settings`] when OpenSSL refuses the material.
-    pub fn connector(
-        &self,
-        p: &TlsParams,
-        probe: &Arc<Probe>,
-    ) -> Result<TrackedMake, ConnectFailure> {
+    /// The OpenSSL context for this material: TLS 1.2 at least, trusting
+    /// exactly the roots, presenting the client certificate. Built once per
+    /// distinct material and process (building one loads the system's CA
+    /// bundle, which [`SslConnector::builder`] always does, costing more
+    /// CPU than a copy session moves in a second); the cache is keyed by a
+    /// SHA-256 of the certificates and key, so a changed file gets a new
+    /// context and no key bytes are kept besides the context itself.
+    fn base(&self) -> Result<SslConnector, ConnectFailure> {
+        static CACHE: OnceLock<Mutex<HashMap<[u8; 32], SslConnector>>> = OnceLock::new();
         let openssl = |e: openssl::error::ErrorStack| settings(format!("setting up TLS: {e}"));
+        let mut digest = openssl::sha::Sha256::new();
+        for cert in &self.roots {
+            digest.update(b"root");
+            digest.update(&cert.to_der().map_err(openssl)?);
+        }
+        if let Some((chain, key)) = &self.client {
+            for cert in chain {
+                digest.update(b"chain");
+                digest.update(&cert.to_der().map_err(openssl)?);
+            }
+            digest.update(b"key");
+            digest.update(&key.private_key_to_der().map_err(openssl)?);
+        }
+        let digest = digest.finish();
+        let cache = CACHE.get_or_init(Mutex::default);
+        if let Some(c) = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&digest)
+        {
+            return Ok(c.clone());
+        }
         let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(openssl)?;
         b.set_min_proto_version(Some(SslVersion::TLS1_2))
             .map_err(openssl)?;
-        // Trust exactly sslrootcert, as libpq does (the builder would load
-        // the system's default store).
+        // Trust exactly sslrootcert, as libpq does (the builder loaded the
+        // system's default store).
         let mut store = X509StoreBuilder::new().map_err(openssl)?;
         for cert in &self.roots {
             store.add_cert(cert.clone()).map_err(openssl)?;
@@ -99,7 +122,24 @@ impl Material {
             }
             b.set_private_key(key).map_err(openssl)?;
         }
-        let mut make = MakeTlsConnector::new(b.build());
+        let connector = b.build();
+        cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(digest, connector.clone());
+        Ok(connector)
+    }
+
+    /// A connector for one connection attempt, reporting into `probe`.
+    ///
+    /// # Errors
+    /// [`ConnectFailure::Settings`] when OpenSSL refuses the material.
+    pub fn connector(
+        &self,
+        p: &TlsParams,
+        probe: &Arc<Probe>,
+    ) -> Result<TrackedMake, ConnectFailure> {
+        let mut make = MakeTlsConnector::new(self.base()?);
         let (verify_chain, verify_host, sni) = (p.verify_chain, p.verify_host, p.sni);
         let recorder = Arc::clone(probe);
         make.set_callback(move |config, _host| {
