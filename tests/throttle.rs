@@ -8,7 +8,8 @@
 //!
 //! Windows are measured on the destination: `pg_stat_progress_copy`
 //! (`tuples_processed`, `bytes_processed` of the running `COPY … FROM
-//! STDIN`) for the copy, committed row counts and bytes for the stream.
+//! STDIN`) for the copy, committed row counts and bytes for the stream;
+//! `full_qps` on the source, from its statement log.
 
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,92 @@ async fn full_rps_holds_over_a_window() {
 async fn full_mbps_holds_over_a_window() {
     // 2 MB/s of ~1 KB rows: ~40 s.
     full("full_mbps = 2", 2e6, "bytes_processed", 80_000, 1000).await;
+}
+
+/// `full_qps`: many one-row tables, so the copy is mostly queries (per
+/// table: its facts, its column list, its `COPY … TO STDOUT`), counted on
+/// the source from its statement log (`log_statement = 'all'`, every line
+/// stamped with the epoch time `%n` and the application name `%a`).
+#[tokio::test(flavor = "multi_thread")]
+async fn full_qps_holds_over_a_window() {
+    let pair = Pair::start_with(
+        &["log_statement = 'all'", "log_line_prefix = '%n [%a] '"],
+        &[],
+    );
+    pair.source
+        .psql(
+            "app",
+            &[
+                "-c",
+                "do $$ begin for i in 1..600 loop
+                   execute format('create table t%s (id int primary key, v text)', i);
+                   execute format('insert into t%s values (1, ''x'')', i);
+                 end loop; end $$",
+            ],
+        )
+        .unwrap();
+    let setting = 15.0;
+    let ws = Workspace::new(
+        &pair.source,
+        &pair.destination,
+        "th",
+        &body("full_qps = 15"),
+    );
+    let mut child = ws.spawn(
+        &["apply", "--auto-approve", "--exit-when-caught-up"],
+        "apply",
+    );
+    // Source statements of pgsync sessions: (epoch seconds, text).
+    let statements = |log: &str| -> Vec<(f64, String)> {
+        log.lines()
+            .filter_map(|l| {
+                let (stamp, rest) = l.split_once(" [pgsync] ")?;
+                let text = rest.strip_prefix("LOG:  ")?;
+                (text.starts_with("statement: ") || text.starts_with("execute "))
+                    .then(|| Some((stamp.parse().ok()?, text.to_owned())))?
+            })
+            .collect()
+    };
+    // The copy has begun once a worker imported the snapshot.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let start = loop {
+        let log = pair.source.server_log();
+        if let Some((t, _)) = statements(&log)
+            .into_iter()
+            .find(|(_, s)| s.contains("set transaction snapshot"))
+        {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "the copy never started:\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (t0, t1) = (start + 1.5, start + 1.5 + WINDOW.as_secs_f64());
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    while now() < t1 + 0.5 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let still_copying = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        still_copying,
+        "the copy ended before the window did: make the tables more"
+    );
+    let log = pair.source.server_log();
+    let counted = statements(&log)
+        .iter()
+        .filter(|(t, _)| (t0..t1).contains(t))
+        .count();
+    assert_within(
+        counted as f64 / WINDOW.as_secs_f64(),
+        setting,
+        "full_qps = 15",
+    );
 }
 
 /// The stream: a backlog of one-row transactions drained under the limit.
