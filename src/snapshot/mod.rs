@@ -153,6 +153,10 @@ pub enum CopyCause {
     /// not committed.
     #[error("the start of the chunk was not recorded (the apply is stopping)")]
     NotRecorded,
+    /// A copy worker's thread could not start its runtime (the process is
+    /// out of threads or file descriptors).
+    #[error("starting a copy worker: {0} (lower --jobs or raise the process's open-files limit)")]
+    Runtime(std::io::Error),
 }
 
 /// A copy failure, naming the table and, for a chunk, which one.
@@ -409,17 +413,33 @@ pub async fn copy_all(
     let mut workers = JoinSet::new();
     for _ in 0..workers_wanted {
         let (shared, events, token) = (Arc::clone(&shared), events.clone(), scope.clone());
-        workers.spawn(async move {
-            let mut worker = Worker::default();
-            let result = tokio::select! {
-                biased;
-                () = token.cancelled() => Ok(()),
-                r = worker.run(&shared, &events, &token) => r,
-            };
-            if result.is_ok() {
-                worker.finish(&shared).await;
-            }
-            result
+        // Each worker runs on a thread of its own with a single-threaded
+        // runtime, its two sessions' connection tasks with it: every row
+        // then moves from the source socket to the destination socket on
+        // one thread, with no wake-up of another thread and no reference
+        // count bouncing between caches per row (a third of the copy's CPU
+        // on the shared runtime).
+        workers.spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CopyError {
+                    table: "(none yet)".to_owned(),
+                    chunk: None,
+                    source: CopyCause::Runtime(e),
+                })?;
+            runtime.block_on(async move {
+                let mut worker = Worker::default();
+                let result = tokio::select! {
+                    biased;
+                    () = token.cancelled() => Ok(()),
+                    r = worker.run(&shared, &events, &token) => r,
+                };
+                if result.is_ok() {
+                    worker.finish(&shared).await;
+                }
+                result
+            })
         });
     }
     drop(events);
