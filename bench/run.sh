@@ -97,13 +97,16 @@ full_pgsync() {
   local ws="$WORK/ws-full"; rm -rf "$ws"; config "$ws"
   "$PGSYNC" --chdir "$ws" apply --auto-approve --exit-when-caught-up >"$WORK/pgsync.log" 2>&1
 }
+# The practical limit of one stream: tables without indexes (pre-data), one
+# binary COPY each, then indexes and constraints (post-data).
 full_pipe() {
-  "$PGBIN/pg_dump" -h 127.0.0.1 -p $SRC_PORT -U postgres --schema-only app | "${D[@]}" app >/dev/null
+  "$PGBIN/pg_dump" -h 127.0.0.1 -p $SRC_PORT -U postgres --section=pre-data app | "${D[@]}" app >/dev/null
   local t
   for t in $TABLES; do
     psql -X -h 127.0.0.1 -p $SRC_PORT -U postgres app -c "copy $t to stdout (format binary)" |
       psql -X -q -h 127.0.0.1 -p $DST_PORT -U postgres app -c "copy $t from stdin (format binary)"
   done
+  "$PGBIN/pg_dump" -h 127.0.0.1 -p $SRC_PORT -U postgres --section=post-data app | "${D[@]}" app >/dev/null
 }
 full_dump() {
   rm -rf "$WORK/dump"
