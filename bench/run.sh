@@ -359,7 +359,7 @@ full_pipe() {
     timed "${PSQL[@]}" -p "$SRC_PORT" -d "$db" -c "copy $t to stdout (format binary)" |
       timed "${PSQL[@]}" -p "$DST_PORT" -d "$db" -c "copy $t from stdin (format binary)"
   done
-  timed "${PSQL[@]}" -p "$SRC_PORT" -d "$db" -c "select format('select pg_catalog.setval(%L, %s, %s);',
+  timed "${PSQL[@]}" -p "$SRC_PORT" -d "$db" -c "select format('select pg_catalog.setval(%L, %s, %L);',
     format('%I.%I', schemaname, sequencename), coalesce(last_value, start_value), last_value is not null)
     from pg_sequences" | timed "${PSQL[@]}" -p "$DST_PORT" -d "$db" >> "$LOG"
   t2=$(now)
