@@ -118,7 +118,7 @@ pg_start src; pg_start dst
 PSQL=(psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres)
 src() { "${PSQL[@]}" -p "$SRC_PORT" -d "$@"; }   # src DB [psql args]
 dst() { "${PSQL[@]}" -p "$DST_PORT" -d "$@"; }
-fresh_dst() { dst postgres -c "drop database if exists $1 with (force)" -c "create database $1"; }
+fresh_dst() { dst postgres -c "set client_min_messages = warning" -c "drop database if exists $1 with (force)" -c "create database $1"; }
 wait_until() { # port db sql want timeout: untimed set-up waits
   local end; end=$(($(date +%s) + $5))
   until [ "$("${PSQL[@]}" -p "$1" -d "$2" -c "$3" 2>/dev/null)" = "$4" ]; do
@@ -252,7 +252,7 @@ load_d2() {
   src d2 -v customers="$(d2_rows 0.05 110)" -v orders="$(d2_rows 0.25 1100)" -v items="$(d2_rows 0.10 90)" \
     -v events="$(d2_rows 0.15 480)" -v blobs="$(d2_rows 0.20 20500)" -v logs="$(d2_rows 0.10 330)" \
     -v measures="$(d2_rows 0.15 150)" <<'SQL'
-select setseed(0.42);
+select setseed(0.42) \g /dev/null
 create type d2_status as enum ('new', 'paid', 'shipped', 'delivered', 'returned', 'cancelled');
 create function d2_status_at(r float8) returns d2_status language sql immutable
   as $$ select (enum_range(null::d2_status))[1 + floor(r * 6)::int] $$;
@@ -441,7 +441,7 @@ run_backlog() { # tool rep attempt
   snap "" snap1
   [ "$rc" = 0 ] || { log "pgsync apply exited with $rc (see $LOG)"; return 1; }
   if [ "$tool" = pgsync ]; then pgsync_destroy "$ws"; else
-    dst app -c "drop subscription bs" >> "$LOG"
+    dst app -c "drop subscription bs" >> "$LOG" 2>&1
   fi
   v=$(validate app "$(digest "$SRC_PORT" app backlog)" backlog)
   local total startup drain
