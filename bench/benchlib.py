@@ -7,6 +7,7 @@
                                           polls SQL (one psql session, \\watch) until its
                                           value equals UNTIL; JSON with first change / done
   elapsed WAITJSON T0                     "total start-up drain" seconds since T0
+  lag DSTPSQL... -- FROM_EPOCH            staleness percentiles from bench.bench_lag_log
   record FILE SNAP0 SNAP1 key=value...    writes one run's JSON; prints "noisy|quiet foreign_cpu_s gate_busy_pct"
   summary OUTDIR                          writes OUTDIR/summary.md from OUTDIR/runs/*.json
 
@@ -158,6 +159,29 @@ def cmd_elapsed(path, t0):
     print(f"{w['t_done'] - t0:.3f} {w['t_first_change'] - t0:.3f} {w['t_done'] - w['t_first_change']:.3f}")
 
 
+def cmd_lag(args):
+    """Staleness percentiles (ms) of the heartbeat: applied (row trigger clock) and
+    visible (deferred trigger clock, at the destination transaction's commit)."""
+    sep = args.index("--")
+    psql, since = args[:sep], float(args[sep + 1])
+    sql = f"""
+      with s as (
+        select extract(epoch from l.dst_ts - l.src_ts) * 1000 as applied,
+               extract(epoch from c.commit_ts - l.src_ts) * 1000 as visible
+        from bench.bench_lag_log l left join bench.bench_commit_log c using (src_ts)
+        where l.src_ts >= to_timestamp({since}))
+      select json_build_object('samples', count(*),
+        'p50_ms', percentile_cont(0.5) within group (order by applied),
+        'p95_ms', percentile_cont(0.95) within group (order by applied),
+        'p99_ms', percentile_cont(0.99) within group (order by applied),
+        'max_ms', max(applied),
+        'visible_p50_ms', percentile_cont(0.5) within group (order by visible),
+        'visible_p99_ms', percentile_cont(0.99) within group (order by visible),
+        'visible_max_ms', max(visible)) from s"""
+    out = subprocess.run(psql + ["-At", "-c", sql], check=True, capture_output=True, text=True)
+    print(out.stdout.strip())
+
+
 def typed(v):
     for conv in (int, float):
         try:
@@ -293,8 +317,41 @@ def cmd_summary(out):
                      f"{fmt(col(sc, t, 'tool_cpu_s'))} | {fmt(col(sc, t, 'dst_pg_cpu_s'))} | {valid(sc, t)} |")
         L.append("")
 
+    sc = "steady"
+    if tools_of(sc):
+        r0 = next(r for (s, _, _), r in kept.items() if s == sc)
+        L += [f"## steady (W1): pgbench -n -c 4 -j 2 -T {r0['load_s']} plus a 20 ms heartbeat", "",
+              "staleness = target row-trigger clock − source heartbeat clock (visible: the clock of a deferred "
+              "trigger, at the commit of the target transaction); first 3 s of the load skipped", "",
+              "| tool | source TPS | TPS pgsync/tool (paired) | p50 ms | p95 ms | p99 ms | max ms | visible p50/p99 ms "
+              "| backlog at end (rows / s) | catch-up s | tool CPU-s | src PG CPU-s | dst PG CPU-s | tool RSS MB | valid |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for t in tools_of(sc):
+            rss = col(sc, t, "tool_peak_rss_kb")
+            L.append(f"| {t} | {fmt(col(sc, t, 'tps'), 0)} | {fmt(ratio(sc, t, 'tps'), 3)} | "
+                     f"{fmt(col(sc, t, 'p50_ms'), 1)} | {fmt(col(sc, t, 'p95_ms'), 1)} | {fmt(col(sc, t, 'p99_ms'), 1)} | "
+                     f"{fmt(col(sc, t, 'max_ms'), 1)} | {fmt(col(sc, t, 'visible_p50_ms'), 1)} / "
+                     f"{fmt(col(sc, t, 'visible_p99_ms'), 1)} | {fmt(col(sc, t, 'backlog_rows'), 0)} / "
+                     f"{fmt(col(sc, t, 'backlog_s'), 3)} | {fmt(col(sc, t, 'seconds'), 3)} | "
+                     f"{fmt(col(sc, t, 'tool_cpu_s'))} | {fmt(col(sc, t, 'src_pg_cpu_s'))} | "
+                     f"{fmt(col(sc, t, 'dst_pg_cpu_s'))} | {fmt(rss / 1024 if rss else None, 0)} | {valid(sc, t)} |")
+        L.append("")
+
+    sc = "bigtxn"
+    if tools_of(sc):
+        r0 = next(r for (s, _, _), r in kept.items() if s == sc)
+        L += [f"## bigtxn (W3): one {r0['rows']:,}-row INSERT transaction while streaming", "",
+              "| tool | COMMIT → applied s | pgsync/tool (paired) | BEGIN → COMMIT s | tool peak RSS MB "
+              "| tool CPU-s | dst PG CPU-s | valid |", "|---|---|---|---|---|---|---|---|"]
+        for t in tools_of(sc):
+            rss = col(sc, t, "tool_peak_rss_kb")
+            L.append(f"| {t} | {fmt(col(sc, t, 'seconds'))} | {fmt(ratio(sc, t, 'seconds'))} | "
+                     f"{fmt(col(sc, t, 'txn_s'))} | {fmt(rss / 1024 if rss else None, 0)} | "
+                     f"{fmt(col(sc, t, 'tool_cpu_s'))} | {fmt(col(sc, t, 'dst_pg_cpu_s'))} | {valid(sc, t)} |")
+        L.append("")
+
     L += ["Paired ratio: pgsync's value over the peer's within one repetition, median over repetitions "
-          "(seconds: below 1 means pgsync is faster).", "",
+          "(seconds: below 1 means pgsync is faster; TPS: above 1 means the source ran faster with pgsync).", "",
           "## Every run (gate, foreign CPU, noisy re-runs)", "",
           "| scenario | rep | tool | attempt | seconds | gate busy % (ok, waited s) | foreign CPU-s "
           "(limit) | noisy | valid |", "|---|---|---|---|---|---|---|---|---|"]
@@ -338,6 +395,8 @@ if __name__ == "__main__":
         cmd_wait(args)
     elif cmd == "elapsed":
         cmd_elapsed(*args)
+    elif cmd == "lag":
+        cmd_lag(args)
     elif cmd == "record":
         cmd_record(args[0], args[1], args[2], args[3:])
     elif cmd == "summary":

@@ -7,12 +7,18 @@
 #            a table without key, a 16-partition table) in database d2
 #   backlog  one-row transactions written while the consumer is stopped, then
 #            drained: pgsync vs a native subscription
+#   steady   W1: pgbench -n -c 4 -j 2 -T T plus a 20 ms heartbeat, with pgsync
+#            streaming, with a native subscription, and with no replication;
+#            staleness from a target-side trigger, source TPS, backlog at load
+#            end and catch-up time
+#   bigtxn   W3: one N-row INSERT transaction while streaming: COMMIT ->
+#            last row on the target, consumer peak RSS (native: streaming=off)
 # Tools interleaved and rotated per repetition, every run behind the quiet
 # gate, re-run (at most twice) when foreign CPU exceeds 5 % of wall x cores,
 # validated by row count and md5 per table, and written as one JSON each.
 #
 #   bench/run.sh [--quick] [--reps N] [--scale S] [--only LIST] [--d2-gb G]
-#                [--gate-max S]
+#                [--steady-seconds T] [--bigtxn-rows N] [--gate-max S]
 #
 # Results in $OUT (default bench/out/<time>/): runs/*.json, runs.tsv,
 # summary.md, logs/. Environment: PGBIN, SRC_PORT, DST_PORT, OUT, PGSYNC (a
@@ -20,13 +26,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_SCENARIOS="full,full-d2,backlog"
+ALL_SCENARIOS="full,full-d2,backlog,steady,bigtxn"
 usage() {
   echo "usage: bench/run.sh [--quick] [--reps N] [--scale S] [--only $ALL_SCENARIOS]" >&2
-  echo "                    [--d2-gb G] [--gate-max S]" >&2
+  echo "                    [--d2-gb G] [--steady-seconds T] [--bigtxn-rows N] [--gate-max S]" >&2
   exit 1
 }
-QUICK=0 REPS=3 SCALE="" ONLY="$ALL_SCENARIOS" D2_GB="" GATE_MAX=""
+QUICK=0 REPS=3 SCALE="" ONLY="$ALL_SCENARIOS" D2_GB="" STEADY_S="" BIGTXN_ROWS="" GATE_MAX=""
 ARGS="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,13 +41,16 @@ while [ $# -gt 0 ]; do
     --scale) SCALE="${2:?}"; shift ;;
     --only) ONLY="${2:?}"; shift ;;
     --d2-gb) D2_GB="${2:?}"; shift ;;
+    --steady-seconds) STEADY_S="${2:?}"; shift ;;
+    --bigtxn-rows) BIGTXN_ROWS="${2:?}"; shift ;;
     --gate-max) GATE_MAX="${2:?}"; shift ;;
     *) usage ;;
   esac
   shift
 done
 quick() { [ "$QUICK" = 1 ] && echo "$1" || echo "$2"; }
-: "${SCALE:=$(quick 5 200)}" "${D2_GB:=$(quick 0.05 3)}" "${GATE_MAX:=$(quick 30 180)}"
+: "${SCALE:=$(quick 5 200)}" "${D2_GB:=$(quick 0.05 3)}" "${STEADY_S:=$(quick 10 60)}"
+: "${BIGTXN_ROWS:=$(quick 200000 8000000)}" "${GATE_MAX:=$(quick 30 180)}"
 BACKLOG_TXNS=$(quick 20000 200000)
 WAIT_MAX=$(quick 600 7200)  # seconds any single wait for a consumer may take
 for s in ${ONLY//,/ }; do
@@ -156,6 +165,13 @@ validate() { # db want [table...]: ok or bad (and the difference in the run log)
     { echo "VALIDATION MISMATCH"; diff <(echo "$want") <(echo "$got"); } >> "$LOG" || true
     log "validation MISMATCH (see $LOG)"; echo bad
   fi
+}
+both_digests() { # db: source and destination digests computed at once; sets WANT and GOT
+  local db=$1 p1 p2
+  digest "$SRC_PORT" "$db" > "$WORK/want" & p1=$!
+  digest "$DST_PORT" "$db" > "$WORK/got" & p2=$!
+  wait "$p1"; wait "$p2"
+  WANT="$(cat "$WORK/want")" GOT="$(cat "$WORK/got")"
 }
 wal_lsn() { dst postgres -c "select pg_current_wal_lsn()"; }
 
@@ -451,14 +467,134 @@ run_backlog() { # tool rep attempt
     drain_s="$drain" "${noop[@]}" $([ "$tool" = pgsync ] && time_totals)
 }
 
+# --- steady (W1) ------------------------------------------------------------
+
+D1_TABLES="pgbench_accounts pgbench_branches pgbench_tellers pgbench_history lagprobe"
+# Target side, in a schema no consumer syncs: ALWAYS triggers (they fire
+# under session_replication_role = replica) log every applied heartbeat when
+# its row is written (lag_log) and when the destination transaction that
+# holds it commits (lag_commit, deferred: visible staleness, batching
+# included; commit timestamps would not do: native apply gives its commits
+# the source's).
+LAG_LOG_SQL="create schema bench;
+create table bench.bench_lag_log (src_ts timestamptz, dst_ts timestamptz);
+create table bench.bench_commit_log (src_ts timestamptz, commit_ts timestamptz);
+create function bench.lag_log() returns trigger language plpgsql as
+  \$\$ begin insert into bench.bench_lag_log values (new.ts, clock_timestamp()); return null; end \$\$;
+create function bench.commit_log() returns trigger language plpgsql as
+  \$\$ begin insert into bench.bench_commit_log values (new.ts, clock_timestamp()); return null; end \$\$;
+create trigger lag_log after update on public.lagprobe for each row execute function bench.lag_log();
+create constraint trigger lag_commit after update on public.lagprobe deferrable initially deferred
+  for each row execute function bench.commit_log();
+alter table public.lagprobe enable always trigger lag_log, enable always trigger lag_commit;"
+
+start_native() { # tables publication: schema, publication, subscription with the initial copy; waits for it
+  local t only=()
+  for t in $1; do only+=(-t "$t"); done
+  "$PGBIN/pg_dump" "${PG_SRC[@]}" --schema-only "${only[@]}" app | dst app >> "$LOG"
+  dst app -c "create subscription bs connection 'host=127.0.0.1 port=$SRC_PORT user=postgres dbname=app'
+    publication $2 with (streaming = off)" 2>> "$LOG"
+  wait_until "$DST_PORT" app "select count(*) from pg_subscription_rel where srsubstate <> 'r'" 0 "$WAIT_MAX"
+}
+start_pgsync() { # selection: apply (no --exit-when-caught-up) in the background; sets PID
+  local ws="$WORK/ws-stream"
+  rm -rf "$ws"; config "$ws" app "$1"
+  "$PGSYNC" --chdir "$ws" apply --auto-approve >> "$LOG" 2>&1 &
+  PID=$!; BG_PIDS+=("$PID")
+}
+stop_consumer() { # tool
+  if [ "$1" = pgsync ]; then pgsync_stop "$PID" && pgsync_destroy "$WORK/ws-stream"; fi
+  if [ "$1" = native ]; then dst app -c "drop subscription bs" >> "$LOG" 2>&1; fi
+  return 0
+}
+probe() { # port: "epoch of lagprobe.ts|history rows"
+  "${PSQL[@]}" -p "$1" -d app -c "select extract(epoch from ts) || '|' || (select count(*) from pgbench_history)
+    from lagprobe where id = 1"
+}
+
+run_steady() { # tool rep attempt
+  local tool=$1 rep=$2 attempt=$3 PID="" t0 t_end v=n/a s d catch="" extra=()
+  fresh_dst app; restart_clusters
+  src app -c "update lagprobe set ts = clock_timestamp() where id = 1"
+  case "$tool" in
+    pgsync) start_pgsync 'schema "public" {}' ;;
+    native) start_native "$D1_TABLES" w1 ;;
+  esac
+  if [ "$tool" != none ]; then  # initial copy done and streaming: a fresh heartbeat arrives
+    s=$(src app -c "update lagprobe set ts = clock_timestamp() where id = 1 returning ts")
+    wait_until "$DST_PORT" app "select ts = '$s' from lagprobe where id = 1" t "$WAIT_MAX"
+    dst app -c "$LAG_LOG_SQL"
+  fi
+  gate; snap "$PID" snap0; t0=$(now)
+  "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$SRC_PORT" -U postgres -f "$WORK/heartbeat.sql" -R 50 -c 1 \
+    -T "$STEADY_S" app > "$WORK/hb.out" 2>> "$LOG" &
+  local hb=$!
+  "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$SRC_PORT" -U postgres -c 4 -j 2 -T "$STEADY_S" app > "$WORK/load.out" 2>> "$LOG"
+  wait "$hb"; t_end=$(now)
+  cat "$WORK/load.out" >> "$LOG"
+  if [ "$tool" != none ]; then
+    s=$(probe "$SRC_PORT"); d=$(probe "$DST_PORT")
+    extra+=(backlog_rows=$((${s#*|} - ${d#*|})) backlog_s="$(secs "${d%|*}" "${s%|*}")")
+    if [ "$s" = "$d" ]; then catch=0; else
+      python3 "$LIB" wait "${PSQL[@]}" -p "$DST_PORT" -d app -- \
+        "select extract(epoch from ts) || '|' || (select count(*) from pgbench_history) from lagprobe where id = 1" \
+        "$s" 0.02 "$WAIT_MAX" > "$WORK/wait.json"
+      catch=$(python3 "$LIB" elapsed "$WORK/wait.json" "$t_end" | cut -d' ' -f1)
+    fi
+    extra+=("-=$(python3 "$LIB" lag "${PSQL[@]}" -p "$DST_PORT" -d app -- "$(awk -v t="$t0" 'BEGIN {printf "%.3f", t + 3}')")")
+  fi
+  [ -n "$PID" ] && extra+=(tool_peak_rss_kb="$(vm_hwm_kb "$PID")")
+  snap "$PID" snap1
+  if [ "$tool" != none ]; then
+    both_digests app
+    if [ "$WANT" = "$GOT" ]; then v=ok; else
+      v=bad; { echo "VALIDATION MISMATCH"; diff <(echo "$WANT") <(echo "$GOT"); } >> "$LOG" || true
+      log "validation MISMATCH (see $LOG)"
+    fi
+  fi
+  stop_consumer "$tool"
+  record steady "$tool" "$rep" "$attempt" "${catch:-0}" "$v" "${extra[@]}" load_s="$STEADY_S" \
+    tps="$(awk '/^tps = / {print $3}' "$WORK/load.out")" \
+    heartbeats="$(awk '/actually processed/ {print $NF}' "$WORK/hb.out")"
+}
+
+# --- bigtxn (W3) ------------------------------------------------------------
+
+run_bigtxn() { # tool rep attempt
+  local tool=$1 rep=$2 attempt=$3 PID="" n=$BIGTXN_ROWS t_begin t_commit v extra=()
+  fresh_dst app; restart_clusters
+  src app -c "truncate bigtxn" -c "insert into bigtxn values (0, 'warm-up')"
+  case "$tool" in
+    pgsync) start_pgsync 'table "public.bigtxn" {}' ;;
+    native) start_native bigtxn w3 ;;
+  esac
+  wait_until "$DST_PORT" app "select count(*) from bigtxn" 1 "$WAIT_MAX"
+  gate; snap "$PID" snap0
+  python3 "$LIB" wait "${PSQL[@]}" -p "$DST_PORT" -d app -- \
+    "select exists (select from bigtxn where id = $n)" t 0.05 "$WAIT_MAX" > "$WORK/wait.json" &
+  local waiter=$!
+  sleep 0.3
+  t_begin=$(now)
+  t_commit=$(src app -c "begin" -c "insert into bigtxn
+      select g, md5(g::text) || md5((g + 1)::text) || md5((g + 2)::text) || md5((g + 3)::text)
+      from generate_series(1, $n) g" -c "commit" -c "select extract(epoch from clock_timestamp())")
+  wait "$waiter"
+  [ -n "$PID" ] && extra+=(tool_peak_rss_kb="$(vm_hwm_kb "$PID")")
+  snap "$PID" snap1
+  v=$(validate app "$(digest "$SRC_PORT" app bigtxn)" bigtxn)
+  stop_consumer "$tool"
+  record bigtxn "$tool" "$rep" "$attempt" \
+    "$(python3 "$LIB" elapsed "$WORK/wait.json" "$t_commit" | cut -d' ' -f1)" "$v" "${extra[@]}" rows="$n" txn_s="$(secs "$t_begin" "$t_commit")"
+}
+
 # --- main -------------------------------------------------------------------
 
 python3 "$LIB" meta "$OUT/meta.json" started="$(date -u +%FT%TZ)" command="bench/run.sh $ARGS" \
   pg="$("$PGBIN/postgres" --version)" pgsync="$("$PGSYNC" --version)" \
   pgcopydb="$(command -v pgcopydb >/dev/null && pgcopydb --version 2>/dev/null | head -n 1 || echo absent)" \
-  settings="reps $REPS, scale $SCALE, D2 $D2_GB GB, backlog $BACKLOG_TXNS txns, gate < 15 % busy over 5 s waiting at most $GATE_MAX s, $CORES cores"
+  settings="reps $REPS, scale $SCALE, D2 $D2_GB GB, backlog $BACKLOG_TXNS txns, steady $STEADY_S s, bigtxn $BIGTXN_ROWS rows, gate < 15 % busy over 5 s waiting at most $GATE_MAX s, $CORES cores"
 
-if wanted full || wanted backlog; then log "loading D1 (pgbench scale $SCALE)"; load_d1; fi
+if wanted full || wanted backlog || wanted steady || wanted bigtxn; then log "loading D1 (pgbench scale $SCALE)"; load_d1; fi
 if wanted full; then prepare_full app; run_scenario full "${FULL_TOOLS[@]}"; fi
 if wanted full-d2; then
   log "loading D2 ($D2_GB GB)"; load_d2; prepare_full d2
@@ -469,6 +605,20 @@ if wanted backlog; then
   run_scenario backlog pgsync native
   src app -c "drop publication bp" -c "drop table backlog"
 fi
+if wanted steady; then
+  echo "update lagprobe set ts = clock_timestamp() where id = 1;" > "$WORK/heartbeat.sql"
+  src app -c "create table lagprobe (id int primary key, ts timestamptz not null)" \
+    -c "insert into lagprobe values (1, clock_timestamp())" \
+    -c "create publication w1 for table ${D1_TABLES// /, }"
+  run_scenario steady pgsync native none
+  src app -c "drop publication w1" -c "drop table lagprobe"
+fi
+if wanted bigtxn; then
+  src app -c "create table bigtxn (id bigint primary key, v text not null)" -c "create publication w3 for table bigtxn"
+  run_scenario bigtxn pgsync native
+  src app -c "drop publication w3" -c "drop table bigtxn"
+fi
+
 python3 "$LIB" summary "$OUT" > /dev/null
 cat "$OUT/summary.md"
 [ "$FAILED" = 0 ] || { log "some runs did not validate"; exit 1; }
