@@ -3,9 +3,10 @@
 
   snap SRCDATA DSTDATA OURPID [TOOLPID]   one JSON line: machine and per-group CPU ticks
   gate MAXWAIT BUSYPCT                    waits for a quiet 5 s window; JSON result
-  wait PSQL... -- SQL UNTIL INTERVAL TIMEOUT
+  wait PSQL... -- SQL UNTIL INTERVAL TIMEOUT [PID]
                                           polls SQL (one psql session, \\watch) until its
-                                          value equals UNTIL; JSON with first change / done
+                                          value equals UNTIL (fails once PID is gone);
+                                          JSON with first change / done
   elapsed WAITJSON T0                     "total start-up drain" seconds since T0
   lag DSTPSQL... -- FROM_EPOCH            staleness percentiles from bench.bench_lag_log
   record FILE SNAP0 SNAP1 key=value...    writes one run's JSON; prints "noisy|quiet foreign_cpu_s gate_busy_pct"
@@ -121,10 +122,20 @@ def cmd_gate(maxwait, busy_pct):
             return
 
 
+def alive(pid):
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def cmd_wait(args):
-    """Poll one value through a single psql session until it equals `until`."""
+    """Poll one value through a single psql session until it equals `until`;
+    give up when the consumer process (optional pid) has died."""
     sep = args.index("--")
-    psql, (sql, until, interval, timeout) = args[:sep], args[sep + 1 :]
+    psql, (sql, until, interval, timeout, *pid) = args[:sep], args[sep + 1 :]
     proc = subprocess.Popen(psql + ["-At"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     proc.stdin.write(f"{sql} \\watch {interval}\n")
     proc.stdin.flush()
@@ -145,12 +156,13 @@ def cmd_wait(args):
                 first = first or now
                 print(json.dumps({"t_start": start, "t_first_change": first, "t_done": now}))
                 return
-            if now > deadline:
+            if now > deadline or (pid and pid[0] and not alive(pid[0])):
                 break
     finally:
         proc.terminate()
         proc.wait()
-    sys.exit(f"wait: timed out after {timeout} s: {sql!r} is {value!r}, want {until!r}")
+    why = "the consumer exited" if pid and pid[0] and not alive(pid[0]) else f"timed out after {timeout} s"
+    sys.exit(f"wait: {why}: {sql!r} is {value!r}, want {until!r}")
 
 
 def cmd_elapsed(path, t0):

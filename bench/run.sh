@@ -128,10 +128,12 @@ PSQL=(psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres)
 src() { "${PSQL[@]}" -p "$SRC_PORT" -d "$@"; }   # src DB [psql args]
 dst() { "${PSQL[@]}" -p "$DST_PORT" -d "$@"; }
 fresh_dst() { dst postgres -c "set client_min_messages = warning" -c "drop database if exists $1 with (force)" -c "create database $1"; }
-wait_until() { # port db sql want timeout: untimed set-up waits
+alive() { local st; st=$(ps -o stat= -p "$1") && [ "${st:0:1}" != Z ]; }  # pid, not a zombie
+wait_until() { # port db sql want timeout [pid]: untimed set-up waits, given up when pid is gone
   local end; end=$(($(date +%s) + $5))
   until [ "$("${PSQL[@]}" -p "$1" -d "$2" -c "$3" 2>/dev/null)" = "$4" ]; do
     [ "$(date +%s)" -lt "$end" ] || { log "timed out waiting for $3 = $4 on port $1"; return 1; }
+    [ -z "${6:-}" ] || alive "$6" || { log "the consumer exited (see $LOG)"; return 1; }
     sleep 0.2
   done
 }
@@ -443,7 +445,7 @@ run_backlog() { # tool rep attempt
   gate; snap "" snap0
   python3 "$LIB" wait "${PSQL[@]}" -p "$DST_PORT" -d app -- \
     "select coalesce(max(id), 0) from backlog" "$BACKLOG_TXNS" 0.02 "$WAIT_MAX" > "$WORK/wait.json" &
-  local waiter=$!
+  local waiter=$!; BG_PIDS+=("$waiter")
   sleep 0.3  # the poller is connected before the consumer starts
   t0=$(now)
   if [ "$tool" = pgsync ]; then
@@ -452,10 +454,10 @@ run_backlog() { # tool rep attempt
   else
     dst app -c "alter subscription bs enable"
   fi
-  wait "$waiter"
   if [ -n "$pid" ]; then wait "$pid" || rc=$?; forget "$pid"; fi
-  snap "" snap1
   [ "$rc" = 0 ] || { log "pgsync apply exited with $rc (see $LOG)"; return 1; }
+  wait "$waiter"; forget "$waiter"
+  snap "" snap1
   if [ "$tool" = pgsync ]; then pgsync_destroy "$ws"; else
     dst app -c "drop subscription bs" >> "$LOG" 2>&1
   fi
@@ -522,15 +524,15 @@ run_steady() { # tool rep attempt
   esac
   if [ "$tool" != none ]; then  # initial copy done and streaming: a fresh heartbeat arrives
     s=$(src app -c "update lagprobe set ts = clock_timestamp() where id = 1 returning ts")
-    wait_until "$DST_PORT" app "select ts = '$s' from lagprobe where id = 1" t "$WAIT_MAX"
+    wait_until "$DST_PORT" app "select ts = '$s' from lagprobe where id = 1" t "$WAIT_MAX" "$PID"
     dst app -c "$LAG_LOG_SQL"
   fi
   gate; snap "$PID" snap0; t0=$(now)
   "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$SRC_PORT" -U postgres -f "$WORK/heartbeat.sql" -R 50 -c 1 \
     -T "$STEADY_S" app > "$WORK/hb.out" 2>> "$LOG" &
-  local hb=$!
+  local hb=$!; BG_PIDS+=("$hb")
   "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$SRC_PORT" -U postgres -c 4 -j 2 -T "$STEADY_S" app > "$WORK/load.out" 2>> "$LOG"
-  wait "$hb"; t_end=$(now)
+  wait "$hb"; forget "$hb"; t_end=$(now)
   cat "$WORK/load.out" >> "$LOG"
   if [ "$tool" != none ]; then
     s=$(probe "$SRC_PORT"); d=$(probe "$DST_PORT")
@@ -538,7 +540,7 @@ run_steady() { # tool rep attempt
     if [ "$s" = "$d" ]; then catch=0; else
       python3 "$LIB" wait "${PSQL[@]}" -p "$DST_PORT" -d app -- \
         "select extract(epoch from ts) || '|' || (select count(*) from pgbench_history) from lagprobe where id = 1" \
-        "$s" 0.02 "$WAIT_MAX" > "$WORK/wait.json"
+        "$s" 0.02 "$WAIT_MAX" "$PID" > "$WORK/wait.json"
       catch=$(python3 "$LIB" elapsed "$WORK/wait.json" "$t_end" | cut -d' ' -f1)
     fi
     extra+=("-=$(python3 "$LIB" lag "${PSQL[@]}" -p "$DST_PORT" -d app -- "$(awk -v t="$t0" 'BEGIN {printf "%.3f", t + 3}')")")
@@ -568,17 +570,17 @@ run_bigtxn() { # tool rep attempt
     pgsync) start_pgsync 'table "public.bigtxn" {}' ;;
     native) start_native bigtxn w3 ;;
   esac
-  wait_until "$DST_PORT" app "select count(*) from bigtxn" 1 "$WAIT_MAX"
+  wait_until "$DST_PORT" app "select count(*) from bigtxn" 1 "$WAIT_MAX" "$PID"
   gate; snap "$PID" snap0
   python3 "$LIB" wait "${PSQL[@]}" -p "$DST_PORT" -d app -- \
-    "select exists (select from bigtxn where id = $n)" t 0.05 "$WAIT_MAX" > "$WORK/wait.json" &
-  local waiter=$!
+    "select exists (select from bigtxn where id = $n)" t 0.05 "$WAIT_MAX" "$PID" > "$WORK/wait.json" &
+  local waiter=$!; BG_PIDS+=("$waiter")
   sleep 0.3
   t_begin=$(now)
   t_commit=$(src app -c "begin" -c "insert into bigtxn
       select g, md5(g::text) || md5((g + 1)::text) || md5((g + 2)::text) || md5((g + 3)::text)
       from generate_series(1, $n) g" -c "commit" -c "select extract(epoch from clock_timestamp())")
-  wait "$waiter"
+  wait "$waiter"; forget "$waiter"
   [ -n "$PID" ] && extra+=(tool_peak_rss_kb="$(vm_hwm_kb "$PID")")
   snap "$PID" snap1
   v=$(validate app "$(digest "$SRC_PORT" app bigtxn)" bigtxn)
