@@ -504,10 +504,11 @@ start_pgsync() { # selection: apply (no --exit-when-caught-up) in the background
   "$PGSYNC" --chdir "$ws" apply --auto-approve >> "$LOG" 2>&1 &
   PID=$!; BG_PIDS+=("$PID")
 }
-stop_consumer() { # tool
-  if [ "$1" = pgsync ]; then pgsync_stop "$PID" && pgsync_destroy "$WORK/ws-stream"; fi
-  if [ "$1" = native ]; then dst app -c "drop subscription bs" >> "$LOG" 2>&1; fi
-  return 0
+stop_consumer() { # tool (a pgsync that does not stop cleanly fails the bench)
+  case "$1" in
+    pgsync) pgsync_stop "$PID"; pgsync_destroy "$WORK/ws-stream" ;;
+    native) dst app -c "drop subscription bs" >> "$LOG" 2>&1 ;;
+  esac
 }
 probe() { # port: "epoch of lagprobe.ts|history rows"
   "${PSQL[@]}" -p "$1" -d app -c "select extract(epoch from ts) || '|' || (select count(*) from pgbench_history)
