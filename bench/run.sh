@@ -160,13 +160,15 @@ digest() { # port db [table...] -> one "table:rows:md5" line per table
             from (select md5(x::text) h from $t x) r group by 1) g"
   done
 }
-validate() { # db want [table...]: ok or bad (and the difference in the run log)
-  local db=$1 want=$2 got; shift 2
-  got="$(digest "$DST_PORT" "$db" "$@")"
-  if [ "$got" = "$want" ]; then echo ok; else
-    { echo "VALIDATION MISMATCH"; diff <(echo "$want") <(echo "$got"); } >> "$LOG" || true
+verdict() { # want got: ok, or bad with the difference in the run log
+  if [ "$1" = "$2" ]; then echo ok; else
+    { echo "VALIDATION MISMATCH"; diff <(echo "$1") <(echo "$2"); } >> "$LOG" || true
     log "validation MISMATCH (see $LOG)"; echo bad
   fi
+}
+validate() { # db want [table...]: the destination's digest against want
+  local db=$1 want=$2; shift 2
+  verdict "$want" "$(digest "$DST_PORT" "$db" "$@")"
 }
 both_digests() { # db: source and destination digests computed at once; sets WANT and GOT
   local db=$1 p1 p2
@@ -548,13 +550,7 @@ run_steady() { # tool rep attempt
   fi
   [ -n "$PID" ] && extra+=(tool_peak_rss_kb="$(vm_hwm_kb "$PID")")
   snap "$PID" snap1
-  if [ "$tool" != none ]; then
-    both_digests app
-    if [ "$WANT" = "$GOT" ]; then v=ok; else
-      v=bad; { echo "VALIDATION MISMATCH"; diff <(echo "$WANT") <(echo "$GOT"); } >> "$LOG" || true
-      log "validation MISMATCH (see $LOG)"
-    fi
-  fi
+  if [ "$tool" != none ]; then both_digests app; v=$(verdict "$WANT" "$GOT"); fi
   stop_consumer "$tool"
   record steady "$tool" "$rep" "$attempt" "${catch:-0}" "$v" "${extra[@]}" load_s="$STEADY_S" \
     tps="$(awk '/^tps = / {print $3}' "$WORK/load.out")" \
