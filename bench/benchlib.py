@@ -290,6 +290,10 @@ def cmd_summary(out):
     def col(sc, tool, metric):
         return med([r.get(metric) for (s, _, t), r in kept.items() if s == sc and t == tool])
 
+    def rss_mb(sc, tool):
+        kb = col(sc, tool, "tool_peak_rss_kb")
+        return fmt(kb / 1024 if kb else None, 0)
+
     def valid(sc, tool):
         vs = {r["valid"] for (s, _, t), r in kept.items() if s == sc and t == tool}
         return "n/a" if vs == {"n/a"} else "yes" if vs <= {"ok", "n/a"} else "NO"
@@ -304,10 +308,9 @@ def cmd_summary(out):
               "| src PG CPU-s | dst PG CPU-s | dst DB MB | dst WAL MB | valid |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
         for t in tools_of(sc):
-            rss = col(sc, t, "tool_peak_rss_kb")
             L.append(f"| {t} | {fmt(col(sc, t, 'seconds'))} | {fmt(ratio(sc, t, 'seconds'))} | "
                      f"{fmt(col(sc, t, 'tool_cpu_s'))} | {fmt(col(sc, t, 'tool_cpu_s_per_gb'))} | "
-                     f"{fmt(rss / 1024 if rss else None, 0)} | {fmt(col(sc, t, 'src_pg_cpu_s'))} | "
+                     f"{rss_mb(sc, t)} | {fmt(col(sc, t, 'src_pg_cpu_s'))} | "
                      f"{fmt(col(sc, t, 'dst_pg_cpu_s'))} | {fmt(col(sc, t, 'dst_db_bytes') / 1e6, 0)} | "
                      f"{fmt(col(sc, t, 'dst_wal_bytes') / 1e6, 0)} | {valid(sc, t)} |")
         L.append("")
@@ -339,14 +342,13 @@ def cmd_summary(out):
               "| backlog at end (rows / s) | catch-up s | tool CPU-s | src PG CPU-s | dst PG CPU-s | tool RSS MB | valid |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for t in tools_of(sc):
-            rss = col(sc, t, "tool_peak_rss_kb")
             L.append(f"| {t} | {fmt(col(sc, t, 'tps'), 0)} | {fmt(ratio(sc, t, 'tps'), 3)} | "
                      f"{fmt(col(sc, t, 'p50_ms'), 1)} | {fmt(col(sc, t, 'p95_ms'), 1)} | {fmt(col(sc, t, 'p99_ms'), 1)} | "
                      f"{fmt(col(sc, t, 'max_ms'), 1)} | {fmt(col(sc, t, 'visible_p50_ms'), 1)} / "
                      f"{fmt(col(sc, t, 'visible_p99_ms'), 1)} | {fmt(col(sc, t, 'backlog_rows'), 0)} / "
                      f"{fmt(col(sc, t, 'backlog_s'), 3)} | {fmt(col(sc, t, 'seconds'), 3)} | "
                      f"{fmt(col(sc, t, 'tool_cpu_s'))} | {fmt(col(sc, t, 'src_pg_cpu_s'))} | "
-                     f"{fmt(col(sc, t, 'dst_pg_cpu_s'))} | {fmt(rss / 1024 if rss else None, 0)} | {valid(sc, t)} |")
+                     f"{fmt(col(sc, t, 'dst_pg_cpu_s'))} | {rss_mb(sc, t)} | {valid(sc, t)} |")
         L.append("")
 
     sc = "bigtxn"
@@ -356,9 +358,8 @@ def cmd_summary(out):
               "| tool | COMMIT → applied s | pgsync/tool (paired) | BEGIN → COMMIT s | tool peak RSS MB "
               "| tool CPU-s | dst PG CPU-s | valid |", "|---|---|---|---|---|---|---|---|"]
         for t in tools_of(sc):
-            rss = col(sc, t, "tool_peak_rss_kb")
             L.append(f"| {t} | {fmt(col(sc, t, 'seconds'))} | {fmt(ratio(sc, t, 'seconds'))} | "
-                     f"{fmt(col(sc, t, 'txn_s'))} | {fmt(rss / 1024 if rss else None, 0)} | "
+                     f"{fmt(col(sc, t, 'txn_s'))} | {rss_mb(sc, t)} | "
                      f"{fmt(col(sc, t, 'tool_cpu_s'))} | {fmt(col(sc, t, 'dst_pg_cpu_s'))} | {valid(sc, t)} |")
         L.append("")
 
