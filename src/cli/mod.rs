@@ -158,7 +158,12 @@ impl Outcome {
 /// [`Error`], printed by `main` with its hint.
 pub fn run(args: Args) -> Result<Outcome, Error> {
     output::init_logging(&args.log);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread runs every task's stream and the engine: a change then
+    // goes from the replication socket to the destination socket without
+    // waking another thread (cross-thread wake-ups were most of the
+    // stream's CPU). Copy workers run on threads of their own
+    // (`snapshot::copy_all`), and nothing here blocks the thread for long.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| Error::Io {

@@ -260,6 +260,8 @@ pub struct Sink {
     chunk_points: BTreeMap<QualifiedName, std::sync::Arc<ChunkPoints>>,
     relations: HashMap<u32, Rel>,
     statements: HashMap<(u32, u8, Vec<bool>), Statement>,
+    /// The progress row's upsert, prepared on first use.
+    progress: Option<Statement>,
     in_transaction: bool,
     heartbeat_text: Option<String>,
     applied: Lsn,
@@ -390,6 +392,7 @@ impl Sink {
             chunk_points: BTreeMap::new(),
             relations: HashMap::new(),
             statements: HashMap::new(),
+            progress: None,
             in_transaction: false,
             heartbeat_text: None,
             applied,
@@ -1150,26 +1153,42 @@ impl Sink {
         self.send_queue().await?;
         let secs = commit_time_us as f64 / 1e6 + 946_684_800.0;
         let hb = self.heartbeat_text.take();
-        self.client()
-            .execute(
-                &format!(
-                    "insert into {} as p (task_name, applied_lsn, source_commit_time, heartbeat_time)
-                     values ($1, $2::text::pg_lsn, to_timestamp($3), $4::text::timestamptz)
-                     on conflict (task_name) do update set applied_lsn = excluded.applied_lsn,
-                         source_commit_time = excluded.source_commit_time,
-                         heartbeat_time = coalesce(excluded.heartbeat_time, p.heartbeat_time),
-                         updated_at = now()",
-                    qualified(helpers::SCHEMA, helpers::PROGRESS_TABLE)
-                ),
-                &[&self.task, &end_lsn.to_string(), &secs, &hb],
-            )
-            .await
-            .map_err(self.conn.err("record progress"))?;
+        let progress = match &self.progress {
+            Some(p) => p.clone(),
+            None => {
+                let p = self
+                    .client()
+                    .prepare_typed(
+                        &format!(
+                            "insert into {} as p (task_name, applied_lsn, source_commit_time, heartbeat_time)
+                             values ($1, $2::text::pg_lsn, to_timestamp($3), $4::text::timestamptz)
+                             on conflict (task_name) do update set applied_lsn = excluded.applied_lsn,
+                                 source_commit_time = excluded.source_commit_time,
+                                 heartbeat_time = coalesce(excluded.heartbeat_time, p.heartbeat_time),
+                                 updated_at = now()",
+                            qualified(helpers::SCHEMA, helpers::PROGRESS_TABLE)
+                        ),
+                        &[Type::TEXT, Type::TEXT, Type::FLOAT8, Type::TEXT],
+                    )
+                    .await
+                    .map_err(self.conn.err("record progress"))?;
+                self.progress = Some(p.clone());
+                p
+            }
+        };
         crate::failpoint::hit("stream.before_commit");
-        self.client()
-            .batch_execute("commit")
-            .await
-            .map_err(self.conn.err("commit"))?;
+        // The progress row and the commit go out together (one round trip);
+        // a failed upsert turns the commit into a rollback on the server.
+        let lsn = end_lsn.to_string();
+        let client = self.client();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&self.task, &lsn, &secs, &hb];
+        let (recorded, committed) = futures_util::join!(
+            client.execute(&progress, &params),
+            client.batch_execute("commit")
+        );
+        recorded.map_err(self.conn.err("record progress"))?;
+        committed.map_err(self.conn.err("commit"))?;
         crate::failpoint::hit("stream.after_commit");
         self.in_transaction = false;
         self.applied = end_lsn;
