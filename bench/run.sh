@@ -26,7 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_SCENARIOS="full,full-d2,backlog,steady,bigtxn"
+ALL_SCENARIOS="full,full-d2,backlog,bigtxn,steady"
 usage() {
   echo "usage: bench/run.sh [--quick] [--reps N] [--scale S] [--only $ALL_SCENARIOS]" >&2
   echo "                    [--d2-gb G] [--steady-seconds T] [--bigtxn-rows N] [--gate-max S]" >&2
@@ -617,6 +617,12 @@ if wanted backlog; then
   run_scenario backlog pgsync native
   src app -c "drop publication bp" -c "drop table backlog"
 fi
+if wanted bigtxn; then
+  src app -c "create table bigtxn (id bigint primary key, v text not null)" -c "create publication w3 for table bigtxn"
+  run_scenario bigtxn pgsync native
+  src app -c "drop publication w3" -c "drop table bigtxn"
+fi
+
 if wanted steady; then
   echo "update lagprobe set ts = clock_timestamp() where id = 1;" > "$WORK/heartbeat.sql"
   src app -c "create table lagprobe (id int primary key, ts timestamptz not null)" \
@@ -625,12 +631,6 @@ if wanted steady; then
   run_scenario steady pgsync native none
   src app -c "drop publication w1" -c "drop table lagprobe"
 fi
-if wanted bigtxn; then
-  src app -c "create table bigtxn (id bigint primary key, v text not null)" -c "create publication w3 for table bigtxn"
-  run_scenario bigtxn pgsync native
-  src app -c "drop publication w3" -c "drop table bigtxn"
-fi
-
 python3 "$LIB" summary "$OUT" > /dev/null
 cat "$OUT/summary.md"
 [ "$FAILED" = 0 ] || { log "some runs did not validate"; exit 1; }
