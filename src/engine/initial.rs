@@ -572,28 +572,20 @@ pub(super) async fn run(
             counted(script.post_data.len(), "statement")
         ));
         crate::failpoint::hit("initial.before_post_data");
-        let mut shaped = Vec::new();
-        for t in &all {
-            if spec.route(&t.schema, &t.name).is_some_and(|r| r.reshapes()) {
-                let columns = crate::pg::routes::source_columns(&src, t).await?;
-                shaped.push((t.clone(), columns.into_iter().map(|c| c.name).collect()));
-            }
-        }
         let created = recorder
             .task(task)
             .map(|r| r.created_objects)
             .unwrap_or_default();
-        let created_tables = recorder
-            .task(task)
-            .map(|r| r.created_tables)
-            .unwrap_or_default();
-        let reshape = super::reshape::after_post_data(
+        let reshape = super::reshape::after_post_data_of(
             spec,
-            &shaped,
+            &src,
+            &all,
             &created,
             &existing_targets,
-            &created_tables,
-        );
+            recorder,
+            task,
+        )
+        .await?;
         let mut post_data = script.post_data.clone();
         for fk in super::reshape::relax_foreign_keys(spec, &all, &mut post_data) {
             step(format!(
@@ -633,6 +625,8 @@ pub(super) async fn run(
                         r.created_objects.push(o);
                     }
                 }
+                // Created under their source names (before this update).
+                let created_tables = r.created_tables.clone();
                 for t in &all {
                     if let Some(route) = spec.route(&t.schema, &t.name)
                         && !existing_targets.contains(&route.target)

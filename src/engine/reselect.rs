@@ -411,24 +411,16 @@ async fn copy_arriving(
 
     // 5. Keys, indexes, triggers, then the reshape, in one transaction.
     if let Some((generated, created)) = &script {
-        let mut shaped = Vec::new();
-        for n in &names {
-            if spec.route(&n.schema, &n.name).is_some_and(|r| r.reshapes()) {
-                let columns = crate::pg::routes::source_columns(src, n).await?;
-                shaped.push((n.clone(), columns.into_iter().map(|c| c.name).collect()));
-            }
-        }
-        let created_tables = recorder
-            .task(task)
-            .map(|r| r.created_tables)
-            .unwrap_or_default();
-        let reshape = super::reshape::after_post_data(
+        let reshape = super::reshape::after_post_data_of(
             spec,
-            &shaped,
+            src,
+            &names,
             created,
             existing_targets,
-            &created_tables,
-        );
+            recorder,
+            task,
+        )
+        .await?;
         let mut post = generated.post_data.clone();
         super::reshape::relax_foreign_keys(spec, &names, &mut post);
         post.extend(reshape);

@@ -18,8 +18,10 @@
 //!
 //! All of it commits with the post-data statements, or not at all.
 
+use super::recorder::Recorder;
 use crate::model::{QualifiedName, TaskSpec};
 use crate::pg::schema::{Statement, TableInfo};
+use crate::pg::{Connected, PgError};
 use crate::snapshot::CopyTable;
 use crate::sql::{ident, qualified};
 use crate::state::CreatedObject;
@@ -83,6 +85,41 @@ pub(super) fn before_copy(spec: &TaskSpec, tables: &[TableInfo]) -> Vec<Statemen
         }
     }
     out
+}
+
+/// [`after_post_data`] for `tables` of `task`: reads from the source the
+/// columns of each table whose route reshapes it, and from the task's
+/// record the tables it created.
+///
+/// # Errors
+/// [`PgError`] reading the columns.
+pub(super) async fn after_post_data_of(
+    spec: &TaskSpec,
+    src: &Connected,
+    tables: &[QualifiedName],
+    created: &[CreatedObject],
+    existing_targets: &[QualifiedName],
+    recorder: &Recorder,
+    task: &str,
+) -> Result<Vec<Statement>, PgError> {
+    let mut shaped = Vec::new();
+    for t in tables {
+        if spec.route(&t.schema, &t.name).is_some_and(|r| r.reshapes()) {
+            let columns = crate::pg::routes::source_columns(src, t).await?;
+            shaped.push((t.clone(), columns.into_iter().map(|c| c.name).collect()));
+        }
+    }
+    let created_tables = recorder
+        .task(task)
+        .map(|r| r.created_tables)
+        .unwrap_or_default();
+    Ok(after_post_data(
+        spec,
+        &shaped,
+        created,
+        existing_targets,
+        &created_tables,
+    ))
 }
 
 /// The reshape statements (see the module docs). `tables` are every
